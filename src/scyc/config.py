@@ -1,0 +1,52 @@
+"""Structured-config schema: typed, so a misspelled key or a wrong type fails at start-up.
+
+The four groups (model, dataset, pruner, schedule) are free-form here; their keys are fixed by their
+YAML files (Hydra's struct mode refuses overrides of keys that do not exist) and checked against the
+constructors they feed. Everything else is typed below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "scyc"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    log_every_steps: int = 50
+
+
+@dataclass
+class Config:
+    model: Any = MISSING
+    dataset: Any = MISSING
+    pruner: Any = MISSING
+    schedule: Any = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    seed: int = 0
+    device: str = "auto"
+    data_dir: str = "data"
+    progress: bool = True
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="scyc_schema", node=Config)

@@ -1,0 +1,95 @@
+"""Data sets: a registry of decoders, validation split, subsetting and device-resident loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from scyc.data.base import DATASETS, Augment, RawData
+from scyc.data.loader import TensorLoader
+from scyc.registry import ConfigError, import_submodules
+
+import_submodules("scyc.data")
+
+__all__ = ["DATASETS", "Augment", "RawData", "TensorLoader", "DataSplits", "build_data"]
+
+# Keys every data set config has; the rest go to the registered decoder.
+COMMON_KEYS = ("name", "val_size", "train_subset", "split_seed")
+
+
+@dataclass
+class DataSplits:
+    """Train / validation / test tensors on the target device. Validation is held out of train."""
+
+    raw: RawData
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+
+    @property
+    def num_classes(self) -> int:
+        return self.raw.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.raw.in_channels
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.raw.image_size
+
+    def loader(self, split: str, batch_size: int, *, train: bool = False, generator=None, channels_last=False):
+        x, y = getattr(self, split)
+        return TensorLoader(
+            x,
+            y,
+            batch_size,
+            mean=self.raw.mean,
+            std=self.raw.std,
+            shuffle=train,
+            drop_last=train,
+            augment=self.raw.augment if train else None,
+            generator=generator,
+            channels_last=channels_last,
+        )
+
+
+def split_train_val(raw: RawData, val_size: int, split_seed: int, train_subset: int | None):
+    """Hold ``val_size`` random training examples out (seeded), then keep the first ``train_subset``."""
+    n = len(raw.train_x)
+    if not 0 <= val_size < n:
+        raise ConfigError(f"dataset.val_size={val_size} must be in [0, {n}) for this data set ({n} training examples)")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    val_idx, train_idx = perm[:val_size], perm[val_size:].sort().values
+    if train_subset is not None:
+        if train_subset < 1:
+            raise ConfigError(f"dataset.train_subset={train_subset} must be >= 1 or null")
+        train_idx = train_idx[:train_subset]
+    return (raw.train_x[train_idx], raw.train_y[train_idx]), (raw.train_x[val_idx], raw.train_y[val_idx])
+
+
+def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str = "data") -> DataSplits:
+    cfg = dict(cfg)
+    name = cfg.get("name")
+    if name is None:
+        raise ConfigError("dataset.name is missing")
+    params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
+    factory = DATASETS.get(name)
+    from scyc.registry import accepted_kwargs
+
+    accepted = accepted_kwargs(factory)
+    if accepted is None or "data_dir" in accepted:
+        params.setdefault("data_dir", data_dir)
+    raw = DATASETS.build(name, params, key="dataset")
+    train, val = split_train_val(
+        raw, int(cfg.get("val_size", 0)), int(cfg.get("split_seed", 0)), cfg.get("train_subset")
+    )
+    to = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+    return DataSplits(
+        raw=raw,
+        train=(to(train[0]), to(train[1])),
+        val=(to(val[0]), to(val[1])),
+        test=(to(raw.test_x), to(raw.test_y)),
+    )

@@ -1,0 +1,60 @@
+"""What every data set hands to the training loop: whole splits as uint8 tensors.
+
+All three data sets of the paper (and Fashion-MNIST) fit in memory, so a data set is decoded once
+into ``uint8`` tensors of shape (N, C, H, W). The loader (``scyc.data.loader``) then batches,
+shuffles, augments and normalises on whichever device those tensors live on, without DataLoader
+workers in the hot loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from scyc.registry import Registry
+
+DATASETS: Registry[RawData] = Registry("dataset")
+
+
+@dataclass
+class Augment:
+    """Training augmentation, one definition for every device: random crop with zero padding, flip."""
+
+    crop_padding: int = 0
+    flip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.flip
+
+
+@dataclass
+class RawData:
+    """A data set as decoded tensors: images uint8 (N, C, H, W), labels int64 (N,)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: Augment = field(default_factory=Augment)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("train_x", "test_x"):
+            t = getattr(self, name)
+            if t.dtype != torch.uint8 or t.dim() != 4:
+                raise ValueError(f"{name} must be uint8 (N, C, H, W), got {t.dtype} {tuple(t.shape)}")
+        if len(self.train_x) != len(self.train_y) or len(self.test_x) != len(self.test_y):
+            raise ValueError("images and labels differ in length")
+
+    @property
+    def in_channels(self) -> int:
+        return self.train_x.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train_x.shape[2:])  # type: ignore[return-value]

@@ -1,0 +1,77 @@
+"""Across-round policies: which ``max_lr`` the cycle of a pruning round reaches.
+
+A policy maps (round, sparsity of the network trained in that round) to a list of candidate
+``max_lr`` values. Ordinary policies give one candidate; a grid-search policy (the oracle) gives
+several, and the round loop trains each and keeps the best by validation accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+from scyc.registry import ConfigError, Registry
+
+POLICIES: Registry[MaxLRPolicy] = Registry("schedule.policy")
+
+
+def s_curve(sparsity: float, beta: float) -> float:
+    """S(s) = 1 / (1 + (s / (1 - s)) ** -beta), with S(0) = 0, S(1/2) = 1/2 and S(1) = 1."""
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1], got {sparsity}")
+    if sparsity == 0.0:
+        return 0.0
+    if sparsity == 1.0:
+        return 1.0
+    # 1 / (1 + r^-beta) written as a logistic function of beta*log(r): no overflow for any beta.
+    z = beta * math.log(sparsity / (1.0 - sparsity))
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _non_negative(key: str, value: float) -> None:
+    if value is None or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"schedule.{key}={value} is not allowed: learning rates must be finite and >= 0")
+
+
+class MaxLRPolicy(ABC):
+    @abstractmethod
+    def max_lr(self, round_idx: int, sparsity: float) -> float:
+        """The peak LR of round ``round_idx`` whose network has the given sparsity."""
+
+    def candidates(self, round_idx: int, sparsity: float) -> list[float]:
+        return [self.max_lr(round_idx, sparsity)]
+
+
+@POLICIES.register("constant")
+class ConstantPolicy(MaxLRPolicy):
+    """The same peak LR every round (``schedule.lr``)."""
+
+    def __init__(self, lr: float) -> None:
+        _non_negative("lr", lr)
+        self.lr = float(lr)
+
+    def max_lr(self, round_idx: int, sparsity: float) -> float:
+        return self.lr
+
+
+@POLICIES.register("scurve")
+class SCurvePolicy(MaxLRPolicy):
+    """S-Cyc's envelope: max_lr = max_lr_low + (max_lr_high - max_lr_low) * S(sparsity; beta)."""
+
+    def __init__(self, max_lr_low: float, max_lr_high: float, beta: float) -> None:
+        _non_negative("max_lr_low", max_lr_low)
+        _non_negative("max_lr_high", max_lr_high)
+        if max_lr_low > max_lr_high:
+            raise ConfigError(
+                f"schedule.max_lr_low={max_lr_low} > schedule.max_lr_high={max_lr_high}: "
+                "the S-curve needs max_lr_low <= max_lr_high"
+            )
+        if beta is None or not math.isfinite(beta) or beta <= 0:
+            raise ConfigError(f"schedule.beta={beta} is not allowed: beta must be > 0")
+        self.low, self.high, self.beta = float(max_lr_low), float(max_lr_high), float(beta)
+
+    def max_lr(self, round_idx: int, sparsity: float) -> float:
+        return self.low + (self.high - self.low) * s_curve(sparsity, self.beta)

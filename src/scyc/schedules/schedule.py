@@ -1,0 +1,68 @@
+"""A schedule = an across-round ``max_lr`` policy x a within-round shape.
+
+``conf/schedule/<option>.yaml`` names a policy and a shape and lists their parameters flat
+(``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two
+accepts it. Any pair composes from the command line (``schedule.shape=constant``), and either piece may
+be a dotted import path to a user's own class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from scyc.registry import ConfigError, accepted_kwargs
+from scyc.schedules.policies import POLICIES, MaxLRPolicy
+from scyc.schedules.shapes import SHAPES, Shape
+
+RESERVED = ("name", "policy", "shape")
+
+
+@dataclass
+class Schedule:
+    name: str
+    policy: MaxLRPolicy
+    shape: Shape
+
+    def candidates(self, round_idx: int, sparsity: float) -> list[float]:
+        return self.policy.candidates(round_idx, sparsity)
+
+    def max_lr(self, round_idx: int, sparsity: float) -> float:
+        return self.policy.max_lr(round_idx, sparsity)
+
+    def build_round(self, optimizer: Optimizer, max_lr: float, total_steps: int, steps_per_epoch: int) -> LRScheduler:
+        if total_steps < 1:
+            raise ValueError(f"a round needs at least one step, got {total_steps}")
+        return self.shape.build(optimizer, max_lr, total_steps, steps_per_epoch)
+
+
+def _split(factory, params: dict[str, Any]) -> dict[str, Any]:
+    accepted = accepted_kwargs(factory)
+    return dict(params) if accepted is None else {k: v for k, v in params.items() if k in accepted}
+
+
+def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
+    cfg = dict(cfg)
+    for key in RESERVED:
+        if key not in cfg:
+            raise ConfigError(f"schedule.{key} is missing")
+    params = {k: v for k, v in cfg.items() if k not in RESERVED}
+    policy_cls = POLICIES.get(cfg["policy"])
+    shape_cls = SHAPES.get(cfg["shape"])
+    policy_params, shape_params = _split(policy_cls, params), _split(shape_cls, params)
+    unused = sorted(set(params) - set(policy_params) - set(shape_params))
+    if unused:
+        raise ConfigError(
+            f"schedule: key(s) {', '.join(unused)} are used by neither policy '{cfg['policy']}' nor "
+            f"shape '{cfg['shape']}'"
+        )
+    try:
+        policy = policy_cls(**policy_params)
+        shape = shape_cls(**shape_params)
+    except TypeError as exc:  # a required parameter is missing
+        raise ConfigError(f"schedule '{cfg['name']}': {exc}") from exc
+    return Schedule(name=str(cfg["name"]), policy=policy, shape=shape)

@@ -1,0 +1,102 @@
+"""What a run writes: CSV tables, summary.json, checkpoints, and the W&B run (offline by default)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scyc.utils import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+class CsvTable:
+    """A CSV file with a fixed header. ``append`` rewrites the file atomically (small tables: results);
+    ``stream`` appends in place (large tables such as the per-step LR trace)."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path, self.columns = Path(path), list(columns)
+        self.rows: list[dict[str, Any]] = []
+
+    def _render(self, rows: Sequence[Mapping[str, Any]], header: bool) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="raise", lineterminator="\n")
+        if header:
+            writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self.rows.append(dict(row))
+        atomic_write_text(self.path, self._render(self.rows, header=True))
+
+    def stream(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        new = not self.path.exists()
+        with open(self.path, "a") as fh:
+            fh.write(self._render(rows, header=new))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+class WandbRun:
+    """Thin wrapper: offline by default (no account needed), a no-op when ``wandb.mode=disabled``."""
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, config: dict[str, Any], name: str) -> None:
+        self.run = None
+        self.mode = cfg["mode"]
+        if self.mode not in ("offline", "online", "disabled"):
+            from scyc.registry import ConfigError
+
+            raise ConfigError(f"wandb.mode={self.mode} is not allowed; use offline, online or disabled")
+        if self.mode == "disabled":
+            return
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.run = wandb.init(
+            project=cfg["project"],
+            entity=cfg.get("entity"),
+            group=cfg.get("group"),
+            tags=list(cfg.get("tags") or []),
+            name=name,
+            dir=str(run_dir),
+            mode=self.mode,
+            config=config,
+            reinit="finish_previous",
+        )
+        self.run.define_metric("global_step")
+        for prefix in ("step/*", "epoch/*"):
+            self.run.define_metric(prefix, step_metric="global_step")
+        self.run.define_metric("round/*", step_metric="round/index")
+
+    def log(self, data: Mapping[str, Any]) -> None:
+        if self.run is not None:
+            self.run.log(dict(data))
+
+    def summary(self, data: Mapping[str, Any]) -> None:
+        if self.run is not None:
+            self.run.summary.update(dict(data))
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=exit_code)
+            self.run = None
+
+
+def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
+    atomic_write_json(path, dict(summary))
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)

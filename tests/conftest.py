@@ -1,0 +1,39 @@
+"""Shared fixtures: the repo root, and a helper that runs ``train.py`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(
+    run_dir: Path, *overrides: str, script: str = "train.py", check: bool = True, timeout: int = 600, env=None
+):
+    """Run ``train.py`` (or another Hydra script) with overrides into ``run_dir``; returns the CompletedProcess."""
+    args = [sys.executable, str(ROOT / script), f"hydra.run.dir={run_dir}", "progress=false"]
+    if not any(o.startswith("wandb.mode=") for o in overrides):
+        args.append("wandb.mode=disabled")
+    args += list(overrides)
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", WANDB_SILENT="true", **(env or {}))
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def train(tmp_path):
+    """``train(*overrides)`` runs a tiny experiment into a fresh run dir and returns that dir."""
+
+    def _run(*overrides: str, check: bool = True, name: str = "run"):
+        run_dir = tmp_path / name
+        proc = run_train(run_dir, *overrides, check=check)
+        return run_dir, proc
+
+    return _run

@@ -1,0 +1,107 @@
+"""The S-curve and the triangular cycle against their closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scyc.registry import ConfigError
+from scyc.schedules import build_schedule, s_curve
+
+
+def lr_trace(schedule, max_lr: float, steps: int, steps_per_epoch: int | None = None) -> list[float]:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=123.0)
+    sched = schedule.build_round(opt, max_lr, steps, steps_per_epoch or steps)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_s_curve_ends_and_midpoint():
+    for beta in (0.5, 1.0, 5.0, 20.0):
+        assert s_curve(0.0, beta) == 0.0
+        assert s_curve(1.0, beta) == 1.0
+        assert s_curve(0.5, beta) == pytest.approx(0.5)
+
+
+@given(
+    s=st.floats(min_value=1e-6, max_value=1 - 1e-6),
+    beta=st.floats(min_value=0.1, max_value=50),
+)
+def test_s_curve_formula_and_symmetry(s, beta):
+    expected = 1.0 / (1.0 + (s / (1.0 - s)) ** (-beta)) if (s / (1 - s)) ** (-beta) < 1e300 else 0.0
+    assert s_curve(s, beta) == pytest.approx(expected, abs=1e-12)
+    assert s_curve(s, beta) + s_curve(1 - s, beta) == pytest.approx(1.0)
+
+
+@given(
+    a=st.floats(min_value=0.0, max_value=1.0),
+    b=st.floats(min_value=0.0, max_value=1.0),
+    beta=st.floats(min_value=0.1, max_value=50),
+)
+def test_s_curve_monotone(a, b, beta):
+    lo, hi = min(a, b), max(a, b)
+    assert s_curve(lo, beta) <= s_curve(hi, beta)
+
+
+def scyc(**kw):
+    cfg = dict(
+        name="scyc", policy="scurve", shape="triangular", max_lr_low=0.04, max_lr_high=0.1, beta=5.0, base_lr=0.004
+    )
+    cfg.update(kw)
+    return build_schedule(cfg)
+
+
+@given(s=st.floats(min_value=0.0, max_value=0.999), beta=st.floats(min_value=0.5, max_value=10))
+def test_scurve_policy_matches_formula(s, beta):
+    sched = scyc(beta=beta)
+    expected = 0.04 + 0.06 * s_curve(s, beta)
+    assert sched.max_lr(3, s) == pytest.approx(expected, rel=1e-12)
+    assert 0.04 <= sched.max_lr(3, s) <= 0.1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.integers(min_value=2, max_value=400),
+    base=st.floats(min_value=0.0, max_value=0.01),
+    peak=st.floats(min_value=0.02, max_value=1.0),
+)
+def test_triangle_closed_form(steps, base, peak):
+    sched = scyc(base_lr=base)
+    trace = lr_trace(sched, peak, steps)
+    half = steps / 2
+    for t, lr in enumerate(trace):
+        expected = base + (peak - base) * max(0.0, 1.0 - abs(t / half - 1.0))
+        assert lr == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert max(trace) <= peak + 1e-12
+    assert trace[0] == pytest.approx(base)
+
+
+@pytest.mark.parametrize(
+    "kw, word",
+    [
+        ({"max_lr_low": 0.2, "max_lr_high": 0.1}, "max_lr"),
+        ({"beta": -1.0}, "beta"),
+        ({"beta": 0.0}, "beta"),
+        ({"max_lr_low": -0.1}, "max_lr_low"),
+        ({"base_lr": -1.0}, "base_lr"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_schedule_input(kw, word):
+    with pytest.raises(ConfigError, match=word):
+        scyc(**kw)
+
+
+def test_constant_schedule_is_flat():
+    sched = build_schedule(dict(name="constant", policy="constant", shape="constant", lr=0.03))
+    assert sched.max_lr(0, 0.0) == sched.max_lr(7, 0.9) == 0.03
+    assert set(lr_trace(sched, 0.03, 57)) == {0.03}
+    assert not math.isnan(sched.max_lr(1, 0.5))
