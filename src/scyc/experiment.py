@@ -29,6 +29,7 @@ from scyc.models import create_model
 from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
+from scyc.sweeps import wandb_settings
 from scyc.tracking import CsvTable, WandbRun, save_checkpoint, write_summary
 from scyc.training import evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything
@@ -153,7 +154,7 @@ class Experiment:
         }
         write_summary(self.run_dir / "summary.json", self.summary)
         self.wandb = WandbRun(
-            OmegaConf.to_container(self.cfg.wandb, resolve=True),
+            wandb_settings(self.cfg),  # tags, and the sweep's name as group in a multirun
             self.run_dir,
             OmegaConf.to_container(self.cfg, resolve=True),
             name=self.run_dir.name,
