@@ -297,11 +297,15 @@ class Experiment:
 def main(cfg: DictConfig) -> float:
     """Entry point used by ``train.py``: returns the final validation accuracy (for Hydra sweepers)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         experiment = Experiment(cfg, run_dir)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the sweep's other runs
+            write_summary(run_dir / "summary.json", {"status": "failed", "reason": f"ConfigError: {exc}"})
+            raise
         sys.exit(2)
     return float(experiment.run()["final_val_acc"])
