@@ -214,6 +214,24 @@ def test_cli_rejects_missing_dir_and_empty_sweep(tmp_path, capsys):
     assert "No complete run to tabulate." in (tmp_path / "empty" / "table.md").read_text()
 
 
+def test_repeated_seeds_are_flagged_and_not_paired(tmp_path):
+    d = tmp_path / "s"
+    for i, (seed, acc) in enumerate(((0, 0.90), (0, 0.92), (1, 0.91))):
+        fake_run(d, f"a{i}", "scyc", seed, [acc])
+    for i, (seed, acc) in enumerate(((0, 0.88), (0, 0.86), (1, 0.87))):
+        fake_run(d, f"b{i}", "warmup", seed, [acc])
+    table = make_table(d)
+    assert cell(table, ("scyc",), 0.0)["n"] == 3 and table.margins[()][0.0][1].method == "welch"
+    assert "Repeated seeds (each run counted) in: scyc, warmup" in (d / "table.md").read_text()
+
+
+def test_callback_rejects_unknown_select():
+    from scyc.registry import ConfigError
+
+    with pytest.raises(ConfigError, match="hydra.callbacks.results_table.select=last"):
+        sweeps.ResultsTableCallback(select="last")
+
+
 def test_aggregate_rejects_unknown_select():
     with pytest.raises(ValueError, match="select='last' is not allowed"):
         aggregate([], select="last")

@@ -68,6 +68,10 @@ class ResultsTableCallback(Callback):
     """
 
     def __init__(self, enabled: bool = True, select: str = "end", benchmarks: list[str] | None = None) -> None:
+        if select not in ("end", "best_val"):  # scyc.tables.SELECT, not imported here to keep this module light
+            from scyc.registry import ConfigError
+
+            raise ConfigError(f"hydra.callbacks.results_table.select={select} is not allowed; use end or best_val")
         self.enabled = enabled
         self.select = select
         self.benchmarks = list(benchmarks) if benchmarks else None

@@ -460,6 +460,9 @@ def _notes(table: Table) -> list[str]:
         )
     elif table.rows:
         notes.append(f"No {MARGIN_LABEL} row: it needs a '{REFERENCE}' row and at least one benchmark row.")
+    repeated = sorted({table.label(idx[:-1]) for idx, c in table.cells.iterrows() if len(set(c["seeds"])) < c["n"]})
+    if repeated:
+        notes.append(f"Repeated seeds (each run counted) in: {', '.join(repeated)}; intervals for them are Welch's.")
     if table.common:
         notes.append("Common overrides: " + " ".join(f"`{k}={v}`" for k, v in sorted(table.common.items())) + ".")
     notes.append(f"Runs: {len(table.included)} included, {len(table.excluded)} excluded.")
