@@ -13,7 +13,8 @@ EXPERIMENT ?=
 SCHEDULES  ?= scyc,lr_rewind,warmup,cyclic,sgdr,oracle
 SEEDS      ?= 0,1,2
 TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
-LAUNCHER   ?= parallel
+# parallel: 2 local workers, 1 torch thread each; presets (GPU): basic, one run at a time
+LAUNCHER   ?= $(if $(EXPERIMENT),basic,parallel)
 TABLE_ARGS ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 
