@@ -82,6 +82,13 @@ class ResultsTableCallback(Callback):
         if not self.enabled:
             return
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:  # import now what tabulating needs: at interpreter exit, new imports can fail
+            from scyc.tables import preload
+
+            preload()
+        except Exception as exc:
+            log.warning("the results table will not be written: %s: %s", type(exc).__name__, exc)
+            return
         atexit.register(self._at_exit)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -90,9 +97,14 @@ class ResultsTableCallback(Callback):
         self._write(Path(str(config.hydra.sweep.dir)))
 
     def _at_exit(self) -> None:
-        if not self._done and self._sweep_dir is not None and self._sweep_dir.is_dir():
-            log.warning("the sweep did not finish cleanly; tabulating what it left in %s", self._sweep_dir)
-            self._write(self._sweep_dir)
+        if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
+            return
+        from scyc.tables import find_run_dirs
+
+        if not find_run_dirs(self._sweep_dir):
+            return  # nothing ran (e.g. the sweep failed to compose): nothing to tabulate
+        log.warning("the sweep did not finish cleanly; tabulating what it left in %s", self._sweep_dir)
+        self._write(self._sweep_dir)
 
     def _write(self, sweep_dir: Path) -> None:
         self._done = True

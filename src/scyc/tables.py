@@ -509,10 +509,16 @@ def render_latex(table: Table, decimals: int = 2) -> str:
     return out.to_latex(escape=False, index=False, column_format="l" + "c" * (len(out.columns) - 1), caption=caption)
 
 
-def plot(table: Table, path: Path) -> None:
+def preload() -> None:
+    """Import the plotting stack (non-interactive backend) ahead of time; see ``ResultsTableCallback``."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+
+def plot(table: Table, path: Path) -> None:
+    preload()
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
