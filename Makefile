@@ -8,14 +8,26 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP      := $(VENV)/.scyc-installed
 ARGS       ?=
 PYTEST_ARGS ?=
+# make reproduce-table: one sweep (schedules x seeds) into outputs/tables/$(TABLE), its table copied to docs/results/
+EXPERIMENT ?=
+SCHEDULES  ?= scyc,lr_rewind,warmup,cyclic,sgdr,oracle
+SEEDS      ?= 0,1,2
+TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
+# parallel: 2 local workers, 1 torch thread each; presets (GPU): basic, one run at a time
+LAUNCHER   ?= $(if $(EXPERIMENT),basic,parallel)
+TABLE_ARGS ?=
+TABLE_DIR  := outputs/tables/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help
+.PHONY: setup data run test test-all lint format clean help reproduce-table table
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
 	@echo "make test         set up, fetch data, run the fast test suite (what CI runs)"
 	@echo "make test-all     the whole suite, slow tests included"
 	@echo "make lint         ruff"
+	@echo "make reproduce-table   the paper's table at default scale: $(SCHEDULES) x seeds $(SEEDS) on Fashion-MNIST"
+	@echo "                  (EXPERIMENT=paper_resnet20_cifar10 for a preset; SCHEDULES=, SEEDS=, LAUNCHER=, ARGS=)"
+	@echo "make table SWEEP=dir   (re)write table.md/.csv/.tex and the figure of any sweep dir"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +49,25 @@ test: setup data
 
 test-all: setup data
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The sweep runs under hydra/launcher=$(LAUNCHER) (conf/hydra/launcher/: parallel = 2 local workers, 1 torch thread
+# each; basic = Hydra's sequential default; slurm = a SLURM job array). The results-table callback writes the table
+# at the end of the sweep (also when a run failed: it is listed); make_table runs again here so the copy is fresh.
+# An existing $(TABLE_DIR) is moved aside (never mixed with the new runs).
+reproduce-table: setup data
+	@if [ -e $(TABLE_DIR) ]; then old=$(TABLE_DIR).old-$$(date +%Y%m%d-%H%M%S); echo "moving the previous $(TABLE_DIR) to $$old"; mv $(TABLE_DIR) $$old; fi
+	@echo "sweep: schedule=$(SCHEDULES) seed=$(SEEDS) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(ARGS) -> $(TABLE_DIR)"
+	@start=$$(date +%s); \
+	$(PY) train.py -m $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) schedule=$(SCHEDULES) seed=$(SEEDS) \
+		hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TABLE_DIR) progress=false $(ARGS); status=$$?; \
+	echo "sweep finished in $$(( $$(date +%s) - start )) s (exit $$status)"; \
+	$(PY) scripts/make_table.py $(TABLE_DIR) && mkdir -p docs/results && cp $(TABLE_DIR)/table.md docs/results/$(TABLE).md \
+		&& echo "table: $(TABLE_DIR)/table.md (copied to docs/results/$(TABLE).md)"; \
+	exit $$status
+
+table: setup
+	@test -n "$(SWEEP)" || { echo "usage: make table SWEEP=outputs/tables/<name>"; exit 2; }
+	$(PY) scripts/make_table.py $(SWEEP) $(TABLE_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

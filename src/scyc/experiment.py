@@ -29,6 +29,7 @@ from scyc.models import create_model
 from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
+from scyc.sweeps import wandb_settings
 from scyc.tracking import CsvTable, WandbRun, save_checkpoint, write_summary
 from scyc.training import evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything
@@ -153,7 +154,7 @@ class Experiment:
         }
         write_summary(self.run_dir / "summary.json", self.summary)
         self.wandb = WandbRun(
-            OmegaConf.to_container(self.cfg.wandb, resolve=True),
+            wandb_settings(self.cfg),  # tags, and the sweep's name as group in a multirun
             self.run_dir,
             OmegaConf.to_container(self.cfg, resolve=True),
             name=self.run_dir.name,
@@ -296,11 +297,15 @@ class Experiment:
 def main(cfg: DictConfig) -> float:
     """Entry point used by ``train.py``: returns the final validation accuracy (for Hydra sweepers)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         experiment = Experiment(cfg, run_dir)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the sweep's other runs
+            write_summary(run_dir / "summary.json", {"status": "failed", "reason": f"ConfigError: {exc}"})
+            raise
         sys.exit(2)
     return float(experiment.run()["final_val_acc"])

@@ -1,0 +1,125 @@
+"""Multirun glue: W&B group/tags for the runs of one sweep, and the Hydra callback that tabulates a sweep.
+
+Kept free of heavy imports: Hydra instantiates the callback in every job as well as in the launching process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("scyc.sweeps")
+
+
+def _hydra_config() -> Any | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def sweep_group(sweep_dir: str | Path) -> str:
+    """The W&B group of a sweep: the sweep dir's name (``outputs/tables/fashion_mnist_default`` ->
+    ``fashion_mnist_default``), safe characters only."""
+    name = Path(sweep_dir).name or str(sweep_dir)
+    return re.sub(r"[^A-Za-z0-9._=,+-]+", "_", name)[:128]
+
+
+def run_tags(cfg: DictConfig) -> list[str]:
+    """``schedule:<name>``, ``pruner:<name>``, ``model:<name>``, ``dataset:<name>``, ``seed:<n>`` (W&B caps tags
+    at 64 characters)."""
+    tags = [
+        f"schedule:{cfg.schedule.name}",
+        f"pruner:{cfg.pruner.name}",
+        f"model:{cfg.model.name}",
+        f"dataset:{cfg.dataset.name}",
+        f"seed:{cfg.seed}",
+    ]
+    return [t[:64] for t in tags]
+
+
+def wandb_settings(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.wandb`` as a dict, with the run's tags appended and, in a multirun whose ``wandb.group`` is null,
+    ``group`` = the sweep's name, so all runs of one sweep land in one W&B group."""
+    settings = OmegaConf.to_container(cfg.wandb, resolve=True)
+    tags = list(settings.get("tags") or [])
+    settings["tags"] = tags + [t for t in run_tags(cfg) if t not in tags]
+    hc = _hydra_config()
+    if settings.get("group") is None and hc is not None:
+        from hydra.types import RunMode
+
+        if hc.mode == RunMode.MULTIRUN:
+            settings["group"] = sweep_group(hc.sweep.dir)
+    return settings
+
+
+class ResultsTableCallback(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): at the end of a multirun, write the sweep's
+    table (``scyc.tables.make_table``) into the sweep dir.
+
+    Never fails the sweep: errors while tabulating are logged. When a job fails, Hydra's sweeper raises
+    before ``on_multirun_end``; the table is then written at interpreter exit instead, listing the failed
+    run, so a sweep with a failed run still leaves its table behind.
+    """
+
+    def __init__(self, enabled: bool = True, select: str = "end", benchmarks: list[str] | None = None) -> None:
+        if select not in ("end", "best_val"):  # scyc.tables.SELECT, not imported here to keep this module light
+            from scyc.registry import ConfigError
+
+            raise ConfigError(f"hydra.callbacks.results_table.select={select} is not allowed; use end or best_val")
+        self.enabled = enabled
+        self.select = select
+        self.benchmarks = list(benchmarks) if benchmarks else None
+        self._sweep_dir: Path | None = None
+        self._done = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        self._sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:  # import now what tabulating needs: at interpreter exit, new imports can fail
+            from scyc.tables import preload
+
+            preload()
+        except Exception as exc:
+            log.warning("the results table will not be written: %s: %s", type(exc).__name__, exc)
+            return
+        atexit.register(self._at_exit)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        self._write(Path(str(config.hydra.sweep.dir)))
+
+    def _at_exit(self) -> None:
+        if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
+            return
+        from scyc.tables import find_run_dirs
+
+        if not find_run_dirs(self._sweep_dir):
+            return  # nothing ran (e.g. the sweep failed to compose): nothing to tabulate
+        log.warning("the sweep did not finish cleanly; tabulating what it left in %s", self._sweep_dir)
+        self._write(self._sweep_dir)
+
+    def _write(self, sweep_dir: Path) -> None:
+        self._done = True
+        try:
+            from scyc.tables import make_table
+
+            table = make_table(sweep_dir, select=self.select, benchmarks=self.benchmarks)
+        except Exception as exc:  # the sweep's runs are done and saved: a table error must not fail it
+            log.error("could not write the results table for %s: %s: %s", sweep_dir, type(exc).__name__, exc)
+            return
+        log.info(
+            "results table: %s (%d run(s) tabulated, %d excluded)",
+            sweep_dir / "table.md",
+            len(table.included),
+            len(table.excluded),
+        )
+        for r in table.excluded:
+            log.warning("excluded from the table: %s (%s) %s", r.path, r.status, r.reason)

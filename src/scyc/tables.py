@@ -1,0 +1,602 @@
+"""Paper-style results tables for a sweep: accuracy of each schedule at each sparsity, over seeds.
+
+``make_table(sweep_dir)`` reads every run under a sweep dir (``results.csv``, ``summary.json`` and
+``.hydra/overrides.yaml`` / ``.hydra/config.yaml``) and writes into it:
+
+- ``table.md`` / ``table.tex`` / ``table.csv`` — rows = schedules (and any other key that differs between
+  runs, seed excepted), columns = sparsity levels (fraction of prunable weights removed, rounded to 4
+  decimals so equal grids align; runs with different grids give the union of columns, empty cells where a
+  row has no run at that sparsity), cells = mean ± std (sample std, ddof=1) of the test accuracy in percent
+  over seeds, with n. The best row per column is marked (bold in md/tex, ``best`` in the csv); the oracle is
+  a per-round grid search, an upper bound rather than a competitor, so it is not eligible for the mark.
+- a row "S-Cyc − best benchmark" per group of rows: S-Cyc's mean minus the mean of the benchmark with the
+  highest mean at that sparsity, in points, with a 95% t-interval from the seeds — paired over seeds when
+  both rows ran exactly the same seeds (the same seed gives both schedules the same initial weights and
+  data order), Welch's unequal-variance interval otherwise. Benchmarks are the paper's four (lr_rewind,
+  warmup, cyclic, sgdr) that are present, or, when none of them is, every schedule other than S-Cyc and the
+  oracle.
+- ``accuracy_vs_sparsity.png`` — one line (mean) and band (± std) per row.
+- ``excluded_runs.csv`` — every run that is not complete (failed, interrupted, still running, missing or
+  unreadable files); such runs are listed in ``table.md`` as well and never averaged in.
+
+The number reported for a round is the test accuracy at the end of the round's training (``select="end"``)
+or, as a documented alternative, the test accuracy at the epoch of best validation accuracy
+(``select="best_val"``). Never the best test accuracy: that would select on the test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from scyc.stats import Difference, paired_interval, welch_interval
+
+log = logging.getLogger(__name__)
+
+SELECT = {"end": "test_acc", "best_val": "test_acc_at_best_val"}
+SELECT_TEXT = {
+    "end": "test accuracy (%) at the end of each round's training",
+    "best_val": "test accuracy (%) at the epoch of best validation accuracy within each round",
+}
+PAPER_BENCHMARKS = ("lr_rewind", "warmup", "cyclic", "sgdr")
+REFERENCE = "scyc"
+ORACLE = "oracle"
+SPARSITY_DECIMALS = 4
+LEVEL = 0.95
+# Override keys that never define a row: the seed (averaged over) and bookkeeping that does not change results.
+IGNORED_KEYS = {"seed", "progress", "device", "data_dir", "schedule"}
+IGNORED_PREFIXES = ("hydra.", "hydra/", "wandb.")
+MARGIN_LABEL = "S-Cyc − best benchmark"
+OUTPUT_FILES = ("table.md", "table.csv", "table.tex", "accuracy_vs_sparsity.png", "excluded_runs.csv")
+
+
+@dataclass
+class Run:
+    path: Path
+    status: str
+    reason: str = ""
+    schedule: str | None = None
+    seed: int | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    results: pd.DataFrame | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass
+class Table:
+    sweep_dir: Path
+    select: str
+    row_keys: list[str]  # swept keys besides the schedule that define rows
+    rows: list[tuple]  # (schedule, *values of row_keys), in display order
+    columns: list[float]  # sparsity levels
+    cells: pd.DataFrame  # index (row, sparsity) -> mean, std, n, seeds, round, best
+    margins: dict[tuple, dict[float, tuple[str, Difference]]]  # group -> sparsity -> (benchmark, difference)
+    benchmarks: list[str]
+    runs: list[Run]
+    common: dict[str, str]
+
+    @property
+    def included(self) -> list[Run]:
+        return [r for r in self.runs if r.complete]
+
+    @property
+    def excluded(self) -> list[Run]:
+        return [r for r in self.runs if not r.complete]
+
+    def label(self, row: tuple) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in zip(self.row_keys, row[1:]))
+        return f"{row[0]} ({extra})" if extra else str(row[0])
+
+    def margin_label(self, group: tuple) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in zip(self.row_keys, group))
+        return f"{MARGIN_LABEL} ({extra})" if extra else MARGIN_LABEL
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading runs
+# ------------------------------------------------------------------------------------------------
+def find_run_dirs(sweep_dir: Path) -> list[Path]:
+    """Every run under ``sweep_dir``: folders holding ``.hydra/``, ``summary.json`` or ``results.csv`` (a run
+    that failed before writing anything still has Hydra's ``.hydra/``). Hidden folders (``.submitit``) and
+    W&B folders are skipped; so is anything nested inside a run."""
+    sweep_dir = Path(sweep_dir)
+    found: set[Path] = set()
+    for pattern in ("summary.json", "results.csv", ".hydra/overrides.yaml", ".hydra/config.yaml"):
+        for p in sweep_dir.rglob(pattern):
+            run = p.parent.parent if p.parent.name == ".hydra" else p.parent
+            rel = run.relative_to(sweep_dir).parts
+            if any(part.startswith(".") or part == "wandb" for part in rel):
+                continue
+            found.add(run)
+    runs = sorted(found, key=_natural_key)
+    return [r for r in runs if not any(other != r and other in r.parents for other in runs)]
+
+
+def _natural_key(path: Path) -> list:
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``["schedule=scyc", "+experiment=x", "seed=1"]`` -> ``{"schedule": "scyc", "experiment": "x", "seed": "1"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if sep:
+            out[key.lstrip("+~")] = value
+    return out
+
+
+def _read_yaml(path: Path) -> Any:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def load_run(path: Path, select: str = "end") -> Run:
+    """Read one run dir; a run that cannot be used says why in ``status``/``reason``."""
+    path = Path(path)
+    run = Run(path=path, status="complete")
+    config: dict[str, Any] = {}
+    try:
+        if (path / ".hydra" / "overrides.yaml").exists():
+            run.overrides = parse_overrides(_read_yaml(path / ".hydra" / "overrides.yaml") or [])
+        if (path / ".hydra" / "config.yaml").exists():
+            config = _read_yaml(path / ".hydra" / "config.yaml") or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return Run(path=path, status="unreadable", reason=f".hydra: {type(exc).__name__}: {exc}")
+    run.schedule = (config.get("schedule") or {}).get("name") or run.overrides.get("schedule")
+    seed = config.get("seed", run.overrides.get("seed"))
+    run.seed = int(seed) if seed is not None else None
+
+    summary_path, results_path = path / "summary.json", path / "results.csv"
+    if not summary_path.exists():
+        run.status, run.reason = "missing", "no summary.json (the run never started or was killed at start-up)"
+        return run
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError) as exc:
+        run.status, run.reason = "unreadable", f"summary.json: {exc}"
+        return run
+    run.schedule = summary.get("schedule", run.schedule)
+    if summary.get("seed") is not None:
+        run.seed = int(summary["seed"])
+    status = summary.get("status", "unknown")
+    if status != "complete":
+        run.status = str(status)
+        done = summary.get("rounds_completed")
+        run.reason = str(summary.get("reason") or "")
+        if done is not None:
+            run.reason = f"{run.reason} ({done}/{summary.get('rounds', '?')} rounds done)".strip()
+        return run
+    if not results_path.exists():
+        run.status, run.reason = "missing", "summary.json says complete but results.csv is missing"
+        return run
+    try:
+        results = pd.read_csv(results_path)
+    except (OSError, ValueError) as exc:
+        run.status, run.reason = "unreadable", f"results.csv: {exc}"
+        return run
+    column = SELECT[select]
+    missing = {"round", "sparsity", column} - set(results.columns)
+    if missing or results.empty:
+        run.status = "unreadable"
+        run.reason = f"results.csv lacks column(s) {sorted(missing)}" if missing else "results.csv has no rows"
+        return run
+    if run.schedule is None:
+        run.status, run.reason = "unreadable", "no schedule name in summary.json or .hydra/config.yaml"
+        return run
+    run.results = results
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# Aggregation
+# ------------------------------------------------------------------------------------------------
+def _is_ignored(key: str) -> bool:
+    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
+
+
+def _row_order(schedule: str) -> tuple:
+    if schedule == REFERENCE:
+        return (0, 0, schedule)
+    if schedule in PAPER_BENCHMARKS:
+        return (1, PAPER_BENCHMARKS.index(schedule), schedule)
+    if schedule == ORACLE:
+        return (3, 0, schedule)
+    return (2, 0, schedule)
+
+
+def _value_order(value: Any) -> tuple:
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def aggregate(
+    runs: Sequence[Run], select: str = "end", benchmarks: Sequence[str] | None = None, sweep_dir: Path | None = None
+) -> Table:
+    if select not in SELECT:
+        raise ValueError(f"select={select!r} is not allowed; use one of {sorted(SELECT)}")
+    included = [r for r in runs if r.complete]
+    keys = sorted({k for r in included for k in r.overrides if not _is_ignored(k)})
+    row_keys = [k for k in keys if len({r.overrides.get(k) for r in included}) > 1]
+    common = {k: included[0].overrides[k] for k in keys if k not in row_keys} if included else {}
+
+    frames = []
+    for r in included:
+        df = r.results[["round", "sparsity", SELECT[select]]].copy()
+        df["acc"] = 100.0 * df.pop(SELECT[select]).astype(float)
+        df["sparsity"] = df["sparsity"].astype(float).round(SPARSITY_DECIMALS)
+        df["schedule"] = r.schedule
+        for k in row_keys:
+            df[k] = r.overrides.get(k, "(default)")
+        df["seed"] = r.seed
+        frames.append(df)
+    row_cols = ["schedule", *row_keys]
+    if frames:
+        long = pd.concat(frames, ignore_index=True).dropna(subset=["acc"])
+        cells = long.groupby([*row_cols, "sparsity"], sort=False).agg(
+            mean=("acc", "mean"),
+            std=("acc", "std"),
+            n=("acc", "size"),
+            round=("round", "min"),
+            seeds=("seed", lambda s: tuple(sorted(int(x) for x in s if x is not None and not pd.isna(x)))),
+            values=("acc", lambda s: tuple(s)),
+        )
+    else:
+        long = pd.DataFrame(columns=[*row_cols, "sparsity", "acc", "round", "seed"])
+        cells = pd.DataFrame(
+            columns=["mean", "std", "n", "round", "seeds", "values"],
+            index=pd.MultiIndex.from_tuples([], names=[*row_cols, "sparsity"]),
+        )
+    rows = sorted(
+        {tuple(idx[:-1]) for idx in cells.index},
+        key=lambda row: (_row_order(row[0]), *(_value_order(v) for v in row[1:])),
+    )
+    columns = sorted({float(idx[-1]) for idx in cells.index})
+
+    # best per column, the oracle excluded (unless it is all there is)
+    cells["best"] = False
+    for s in columns:
+        col = cells.xs(s, level="sparsity", drop_level=False)
+        eligible = col[[idx[0] != ORACLE for idx in col.index]]
+        eligible = eligible if len(eligible) else col
+        top = eligible["mean"].max()
+        cells.loc[eligible.index[(eligible["mean"] >= top - 1e-9).to_numpy()], "best"] = True
+
+    present = {row[0] for row in rows}
+    if benchmarks is None:
+        benchmarks = [b for b in PAPER_BENCHMARKS if b in present] or sorted(present - {REFERENCE, ORACLE})
+    benchmarks = [b for b in benchmarks if b in present and b != REFERENCE]
+
+    margins: dict[tuple, dict[float, tuple[str, Difference]]] = {}
+    groups = sorted({row[1:] for row in rows}, key=lambda g: tuple(_value_order(v) for v in g))
+    for group in groups:
+        ref = (REFERENCE, *group)
+        if ref not in rows:
+            continue
+        per_col: dict[float, tuple[str, Difference]] = {}
+        for s in columns:
+            if (*ref, s) not in cells.index:
+                continue
+            cands = [(b, *group) for b in benchmarks if (b, *group, s) in cells.index]
+            if not cands:
+                continue
+            best = max(cands, key=lambda row: cells.loc[(*row, s), "mean"])
+            a, b = cells.loc[(*ref, s)], cells.loc[(*best, s)]
+            per_col[s] = (best[0], _difference(long, row_cols, ref, best, s, a, b))
+        if per_col:
+            margins[group] = per_col
+    return Table(
+        sweep_dir=Path(sweep_dir) if sweep_dir is not None else Path("."),
+        select=select,
+        row_keys=row_keys,
+        rows=rows,
+        columns=columns,
+        cells=cells,
+        margins=margins,
+        benchmarks=list(benchmarks),
+        runs=list(runs),
+        common=common,
+    )
+
+
+def _difference(long: pd.DataFrame, row_cols: list[str], ref: tuple, best: tuple, s: float, a, b) -> Difference:
+    """Paired by seed when both rows have the same seeds, each once; Welch otherwise."""
+    seeds_a, seeds_b = a["seeds"], b["seeds"]
+    if len(seeds_a) == a["n"] and seeds_a == seeds_b and len(set(seeds_a)) == len(seeds_a) and a["n"] >= 2:
+
+        def by_seed(row: tuple) -> list[float]:
+            mask = long["sparsity"] == s
+            for col, value in zip(row_cols, row):
+                mask = mask & (long[col] == value)
+            sub = long[mask].sort_values("seed")
+            return sub["acc"].tolist()
+
+        return paired_interval(by_seed(ref), by_seed(best), LEVEL)
+    return welch_interval(list(a["values"]), list(b["values"]), LEVEL)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering
+# ------------------------------------------------------------------------------------------------
+def _fmt_sparsity(s: float) -> str:
+    return f"{100 * s:.2f}%"
+
+
+def _fmt_cell(cell: pd.Series, decimals: int) -> str:
+    std = "" if pd.isna(cell["std"]) else f" ± {cell['std']:.{decimals}f}"
+    return f"{cell['mean']:.{decimals}f}{std} (n={int(cell['n'])})"
+
+
+def _fmt_signed(x: float, decimals: int) -> str:
+    return f"{x:+.{decimals}f}".replace("-", "−")
+
+
+def _fmt_margin(bench: str, d: Difference, decimals: int) -> str:
+    interval = (
+        f" [{_fmt_signed(d.low, decimals)}, {_fmt_signed(d.high, decimals)}]" if not math.isnan(d.low) else " [n<2]"
+    )
+    return f"{_fmt_signed(d.estimate, decimals)}{interval} vs {bench}"
+
+
+def display_frame(table: Table, decimals: int = 2, bold: tuple[str, str] = ("**", "**")) -> pd.DataFrame:
+    """The table as strings: one row per table row and margin row, one column per sparsity."""
+    header = [_fmt_sparsity(s) for s in table.columns]
+    body: dict[str, list[str]] = {}
+    for row in table.rows:
+        cells = []
+        for s in table.columns:
+            key = (*row, s)
+            if key not in table.cells.index:
+                cells.append("")
+                continue
+            cell = table.cells.loc[key]
+            text = _fmt_cell(cell, decimals)
+            cells.append(f"{bold[0]}{text}{bold[1]}" if cell["best"] else text)
+        body[table.label(row)] = cells
+    for group, per_col in table.margins.items():
+        body[table.margin_label(group)] = [
+            _fmt_margin(*per_col[s], decimals) if s in per_col else "" for s in table.columns
+        ]
+    return pd.DataFrame.from_dict(body, orient="index", columns=header)
+
+
+def tidy_frame(table: Table) -> pd.DataFrame:
+    """``table.csv``: one line per (row, sparsity), machine-readable (accuracies in percent)."""
+    records = []
+    for row in table.rows:
+        for s in table.columns:
+            key = (*row, s)
+            if key not in table.cells.index:
+                continue
+            c = table.cells.loc[key]
+            records.append({
+                "kind": "schedule", "label": table.label(row), "schedule": row[0],
+                **dict(zip(table.row_keys, row[1:])), "sparsity": s, "round": int(c["round"]),
+                "mean": c["mean"], "std": c["std"], "n": int(c["n"]), "seeds": " ".join(map(str, c["seeds"])),
+                "best": bool(c["best"]),
+            })  # fmt: skip
+    for group, per_col in table.margins.items():
+        for s, (bench, d) in per_col.items():
+            records.append({
+                "kind": "margin", "label": table.margin_label(group), "schedule": REFERENCE,
+                **dict(zip(table.row_keys, group)), "sparsity": s, "mean": d.estimate, "vs": bench,
+                "ci_low": d.low, "ci_high": d.high, "interval": d.method, "df": d.df,
+            })  # fmt: skip
+    columns = [
+        "kind", "label", "schedule", *table.row_keys, "sparsity", "round", "mean", "std", "n", "seeds", "best",
+        "vs", "ci_low", "ci_high", "interval", "df",
+    ]  # fmt: skip
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    for col in ("round", "n"):
+        frame[col] = frame[col].astype("Int64")
+    frame["best"] = frame["best"].astype("boolean")
+    for col in ("mean", "std", "ci_low", "ci_high", "df"):
+        frame[col] = frame[col].astype(float).round(6)
+    return frame
+
+
+def excluded_frame(table: Table) -> pd.DataFrame:
+    return pd.DataFrame.from_records(
+        [
+            {
+                "run": _rel(r.path, table.sweep_dir),
+                "status": r.status,
+                "schedule": r.schedule,
+                "seed": r.seed,
+                "reason": r.reason,
+            }
+            for r in table.excluded
+        ],
+        columns=["run", "status", "schedule", "seed", "reason"],
+    )
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root)) or "."
+    except ValueError:
+        return str(path)
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(frame: pd.DataFrame, index_name: str) -> str:
+    head = [index_name, *map(str, frame.columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + [":---:"] * len(frame.columns)) + "|"]
+    for label, values in frame.iterrows():
+        lines.append("| " + " | ".join(_md_escape(x) for x in [label, *values.tolist()]) + " |")
+    return "\n".join(lines)
+
+
+def _notes(table: Table) -> list[str]:
+    notes = [
+        f"Cells: {SELECT_TEXT[table.select]}, mean ± sample std over seeds (n = number of seeds). "
+        "Columns: sparsity = fraction of prunable weights removed. "
+        "Best per column in bold (the oracle, a per-round grid search, is not eligible).",
+    ]
+    if table.margins:
+        notes.append(
+            f"{MARGIN_LABEL}: S-Cyc's mean minus the mean of the best benchmark at that sparsity, in points, with a "
+            f"{LEVEL:.0%} t-interval over seeds (paired by seed when both rows ran the same seeds, Welch otherwise). "
+            f"Benchmarks: {', '.join(table.benchmarks) or 'none'}."
+        )
+    elif table.rows:
+        notes.append(f"No {MARGIN_LABEL} row: it needs a '{REFERENCE}' row and at least one benchmark row.")
+    repeated = sorted({table.label(idx[:-1]) for idx, c in table.cells.iterrows() if len(set(c["seeds"])) < c["n"]})
+    if repeated:
+        notes.append(f"Repeated seeds (each run counted) in: {', '.join(repeated)}; intervals for them are Welch's.")
+    if table.common:
+        notes.append("Common overrides: " + " ".join(f"`{k}={v}`" for k, v in sorted(table.common.items())) + ".")
+    notes.append(f"Runs: {len(table.included)} included, {len(table.excluded)} excluded.")
+    return notes
+
+
+def render_markdown(table: Table, decimals: int = 2) -> str:
+    parts = [f"# Results: {table.sweep_dir.name or table.sweep_dir}", ""]
+    if table.rows:
+        parts += [_md_table(display_frame(table, decimals), "schedule"), ""]
+    else:
+        parts += ["No complete run to tabulate.", ""]
+    parts += [f"- {n}" for n in _notes(table)]
+    if table.excluded:
+        parts += ["", "## Excluded runs (not averaged in)", ""]
+        ex = excluded_frame(table).fillna("").set_index("run")
+        parts.append(_md_table(ex, "run"))
+    return "\n".join(parts) + "\n"
+
+
+def _tex_escape(text: str) -> str:
+    repl = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_"}
+    repl |= {"{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(repl.get(ch, ch) for ch in str(text))
+
+
+def render_latex(table: Table, decimals: int = 2) -> str:
+    """A booktabs table (``\\usepackage{booktabs}``), best cells in bold."""
+    frame = display_frame(table, decimals, bold=("\x00", "\x01"))
+
+    def tex(cell: str) -> str:
+        bold = cell.startswith("\x00")
+        body = _tex_escape(cell.strip("\x00\x01")).replace("±", r"$\pm$").replace("−", "$-$")
+        return rf"\textbf{{{body}}}" if bold else body
+
+    out = frame.map(tex)
+    out.index = [_tex_escape(i).replace("−", "$-$") for i in out.index]
+    out.columns = [_tex_escape(c) for c in out.columns]
+    out.index.name = "schedule"
+    out = out.reset_index()
+    caption = _tex_escape(
+        f"{SELECT_TEXT[table.select].capitalize()}: mean ± std over seeds (n). Columns: sparsity."
+    ).replace("±", r"$\pm$")
+    return out.to_latex(escape=False, index=False, column_format="l" + "c" * (len(out.columns) - 1), caption=caption)
+
+
+def preload() -> None:
+    """Import the plotting stack (non-interactive backend) ahead of time; see ``ResultsTableCallback``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+
+def plot(table: Table, path: Path) -> None:
+    preload()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in table.rows:
+        sub = table.cells.xs(row, level=list(range(len(row)))).sort_index()
+        x = 100 * sub.index.to_numpy(dtype=float)
+        mean = sub["mean"].to_numpy(dtype=float)
+        std = sub["std"].fillna(0.0).to_numpy(dtype=float)
+        (line,) = ax.plot(x, mean, marker="o", ms=3, label=table.label(row), ls="--" if row[0] == ORACLE else "-")
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("sparsity (% of prunable weights removed)")
+    ax.set_ylabel("test accuracy (%)" + (" at best val epoch" if table.select == "best_val" else ""))
+    ax.set_title(f"{table.sweep_dir.name}: mean ± std over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    if table.rows:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry points
+# ------------------------------------------------------------------------------------------------
+def make_table(
+    sweep_dir: str | Path,
+    select: str = "end",
+    benchmarks: Sequence[str] | None = None,
+    out_dir: str | Path | None = None,
+    decimals: int = 2,
+) -> Table:
+    """Read every run under ``sweep_dir``, write the tables, figure and exclusion list, return the Table."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist")
+    if select not in SELECT:
+        raise ValueError(f"select={select!r} is not allowed; use one of {sorted(SELECT)}")
+    out = Path(out_dir) if out_dir is not None else sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [load_run(p, select) for p in find_run_dirs(sweep_dir)]
+    table = aggregate(runs, select=select, benchmarks=benchmarks, sweep_dir=sweep_dir)
+    (out / "table.md").write_text(render_markdown(table, decimals))
+    tidy_frame(table).to_csv(out / "table.csv", index=False)
+    (out / "table.tex").write_text(render_latex(table, decimals))
+    excluded_frame(table).to_csv(out / "excluded_runs.csv", index=False)
+    plot(table, out / "accuracy_vs_sparsity.png")
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="make_table.py",
+        description="Tabulate a sweep: accuracy per schedule and sparsity, mean ± std over seeds, S-Cyc's margin.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="a Hydra sweep dir (hydra.sweep.dir), or any folder of run dirs")
+    parser.add_argument(
+        "--select",
+        choices=sorted(SELECT),
+        default="end",
+        help="end: test accuracy at the end of each round (default); best_val: at the epoch of best val accuracy",
+    )
+    parser.add_argument(
+        "--benchmarks",
+        default=None,
+        help="comma-separated schedules S-Cyc is compared with (default: the paper's four present, else all others)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write the outputs here instead of into SWEEP_DIR")
+    parser.add_argument("--decimals", type=int, default=2, help="decimals of the accuracies shown (default 2)")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.error(f"{args.sweep_dir} is not a directory")
+    benchmarks = [b for b in args.benchmarks.split(",") if b] if args.benchmarks else None
+    table = make_table(args.sweep_dir, args.select, benchmarks, args.out, args.decimals)
+    out = args.out or args.sweep_dir
+    print(f"{len(table.included)} run(s) tabulated, {len(table.excluded)} excluded; wrote {out}/table.md")
+    for r in table.excluded:
+        print(f"  excluded {_rel(r.path, args.sweep_dir)}: {r.status} {r.reason}".rstrip())
+    if not table.runs:
+        print(f"error: no run dirs found under {args.sweep_dir}")
+        return 1
+    return 0 if table.included else 1
