@@ -86,6 +86,32 @@ def test_launch_environment_from_torchrun_and_slurm():
     assert distributed.launch_env({**step, "SLURM_STEP_NUM_TASKS": "1"}) is None  # one task per job: plain
 
 
+def test_device_choice_per_rank():
+    launch = distributed.LaunchEnv(1, 2, 1, "torchrun")
+    assert distributed._device_for("cpu", launch) == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"device=cuda:1 cannot be used in a data-parallel run \(2 ranks\)"):
+        distributed._device_for("cuda:1", launch)
+    if not torch.cuda.is_available():
+        assert distributed._device_for("auto", launch) == torch.device("cpu")  # gloo on the CPU
+        with pytest.raises(ConfigError, match="no cuda device"):
+            distributed._device_for("cuda", launch)
+
+
+def test_only_what_hydra_wrote_is_removed_from_a_stray_rank_dir(tmp_path):
+    for keep_extra in (False, True):
+        d = tmp_path / f"d{keep_extra}"
+        (d / ".hydra").mkdir(parents=True)
+        for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+            (d / ".hydra" / name).write_text("a: 1\n")
+        (d / "train.log").write_text("")
+        if keep_extra:
+            (d / "notes.txt").write_text("mine")
+        distributed._remove_hydra_dir(d)
+        assert d.exists() == keep_extra
+        if keep_extra:
+            assert [f.name for f in d.iterdir()] == ["notes.txt"]
+
+
 def test_single_process_helpers_are_no_ops():
     env = distributed.current()
     assert not env.enabled and env.is_main and env.shard == {"rank": 0, "world_size": 1}
@@ -204,7 +230,8 @@ def test_two_rank_run_matches_the_single_process_run(tmp_path):
     from scyc.experiment import Experiment
 
     port = _free_port()
-    outs = _spawn(_ddp_experiment, tmp_path, port, TINY)
+    overrides = [*TINY, "pruner.reset=rewind_init"]  # the reset path: load_state_dict under DDP, then broadcast
+    outs = _spawn(_ddp_experiment, tmp_path, port, overrides)
     for out in outs:
         assert "error" not in out, out.get("trace")
         assert out["masks_equal_across_ranks"] and out["world_size"] == 2
@@ -214,8 +241,13 @@ def test_two_rank_run_matches_the_single_process_run(tmp_path):
     ddp_dir = tmp_path / "hydra_dir_rank0"
     ddp = pd.read_csv(ddp_dir / "results.csv")
 
-    single = Experiment(_compose(*TINY), tmp_path / "single")
-    single.run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # like each rank (and torchrun's OMP_NUM_THREADS=1): 2 shared cores here
+    try:
+        single = Experiment(_compose(*overrides), tmp_path / "single")
+        single.run()
+    finally:
+        torch.set_num_threads(threads)
     ref = pd.read_csv(tmp_path / "single" / "results.csv")
     # Same global batches in the same order with the same augmentation: equal up to float summation order.
     assert ddp["sparsity"].tolist() == ref["sparsity"].tolist() == [0.0, 0.2]
@@ -232,6 +264,7 @@ def test_two_rank_run_matches_the_single_process_run(tmp_path):
 
 
 # -- the acceptance command through torchrun ----------------------------------------------------------------
+@pytest.mark.slow  # ~10 s idle, ~30 s on the shared 2-core box: the spawn tests above cover the same machinery
 def test_torchrun_two_ranks_end_to_end(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     # ${now:%f} (microseconds) differs between the ranks: each rank's Hydra makes its own dir under tmp_path.
