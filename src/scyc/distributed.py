@@ -31,6 +31,7 @@ Callbacks that write files check ``exp.dist.is_main``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import hashlib
@@ -321,6 +322,8 @@ def _device_for(spec: str, launch: LaunchEnv) -> torch.device:
         if spec == "cuda":
             raise ConfigError("device=cuda: no cuda device is available on this machine; use device=cpu or auto")
         return torch.device("cpu")
+    if launch.source == "slurm" and torch.cuda.device_count() == 1:
+        return torch.device("cuda", 0)  # the cluster binds one GPU to each task (--gpu-bind, gpus_per_task)
     if launch.local_rank >= torch.cuda.device_count():
         raise ConfigError(
             f"local rank {launch.local_rank} has no GPU: this node has {torch.cuda.device_count()}; start at most "
@@ -349,6 +352,7 @@ def init(device: str = "auto", timeout_min: float = 30.0) -> DistEnv:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
+        atexit.register(cleanup)
         dist.init_process_group(
             backend=backend,
             init_method="env://",
@@ -369,16 +373,24 @@ def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     _ENV = DistEnv()
+    atexit.unregister(cleanup)
 
 
 @contextlib.contextmanager
 def session(device: str = "auto") -> Iterator[DistEnv]:
-    """``init`` on entry, ``cleanup`` on exit, also when the body raises or exits."""
+    """``init`` on entry; on an error, ``cleanup`` at once. After a normal exit the group is kept.
+
+    The process group outlives one job on purpose: a multirun under torchrun (``train.py -m ...``) runs its
+    jobs one after another in the same processes, and a group destroyed and formed again on the same
+    rendezvous hangs. ``init`` reuses the live group; ``cleanup`` runs at interpreter exit (registered by
+    ``init``) or here when the body raises (a ConfigError's ``sys.exit`` included).
+    """
     env = init(device)
     try:
         yield env
-    finally:
+    except BaseException:
         cleanup()
+        raise
 
 
 def _quiet_non_main_rank() -> None:
