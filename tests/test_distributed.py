@@ -22,7 +22,7 @@ from torch import nn
 
 from scyc import distributed
 from scyc.data import Augment
-from scyc.data.loader import TensorLoader
+from scyc.data.loader import ShardedBatchSampler, TensorLoader
 from scyc.registry import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +63,23 @@ def test_evaluation_shards_cover_the_split_once_even_with_a_short_last_batch():
     seen = torch.cat([yb for s in shards for _, yb in s])
     assert sorted(seen.tolist()) == list(range(23))  # last batch of 3 over 4 ranks: rank 3 gets nothing
     assert [s.num_examples for s in shards] == [7, 7, 5, 4]  # 10 -> 3,3,2,2 twice; 3 -> 1,1,1,0
+
+
+def test_dataloader_batch_sampler_shards_like_the_tensor_loader():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = TensorDataset(torch.arange(50))
+    single = ShardedBatchSampler(50, 8, seed=3)
+    ranks = [ShardedBatchSampler(50, 8, rank=r, world_size=2, seed=3) for r in range(2)]
+    for _ in range(2):  # two epochs: each a new permutation, the same one on every rank
+        ref = [b[0] for b in DataLoader(data, batch_sampler=single)]
+        shards = [[b[0] for b in DataLoader(data, batch_sampler=s)] for s in ranks]
+        assert len(ref) == len(shards[0]) == len(shards[1]) == 6
+        for b, batch in enumerate(ref):
+            assert torch.equal(torch.cat([shards[0][b], shards[1][b]]), batch)
+    assert single.epoch == 2 and ref[0].tolist() != [b[0] for b in DataLoader(data, batch_sampler=single)][0].tolist()
+    with pytest.raises(ValueError, match="not divisible by the world size 3"):
+        ShardedBatchSampler(50, 8, rank=0, world_size=3)
 
 
 def test_global_batch_must_divide_over_the_ranks():
