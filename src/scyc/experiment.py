@@ -8,6 +8,7 @@ the within-round shape turns it into a per-step LR.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -22,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from scyc import __version__
+from scyc import __version__, distributed
 from scyc.callbacks import Callback
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
@@ -95,7 +96,9 @@ class Experiment:
         validate(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(cfg.device)
+        self.dist = distributed.current()  # a single process unless distributed.init formed a group
+        self.dist.check_global_batch(cfg.train.batch_size)
+        self.device = self.dist.device or resolve_device(cfg.device)
         self.schedule = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
         pruner_cfg = OmegaConf.to_container(cfg.pruner, resolve=True)
         self.rounds = int(pruner_cfg["rounds"])
@@ -118,6 +121,7 @@ class Experiment:
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         self.snapshots = {"init": copy.deepcopy(self.model.state_dict())}
+        self.train_model = self.dist.wrap(self.model)  # DDP in data-parallel runs; shares self.model's Parameters
         self.generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
         self.global_step = 0
         self.results: list[RoundResult] = []
@@ -125,7 +129,7 @@ class Experiment:
 
     def build_callbacks(self) -> list[Callback]:
         """The measurement and bookkeeping hooks of this run (see ``scyc.callbacks``)."""
-        return []
+        return [distributed.MaskDigestCheck()] if self.dist.enabled else []
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -133,10 +137,13 @@ class Experiment:
 
     # ----------------------------------------------------------------------------------------------
     def _open_outputs(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.results_csv = CsvTable(self.run_dir / "results.csv", RESULT_COLUMNS)
-        self.epochs_csv = CsvTable(self.run_dir / "epochs.csv", EPOCH_COLUMNS)
-        self.lr_csv = CsvTable(self.run_dir / "lr_trace.csv", LR_COLUMNS)
+        main = self.dist.is_main  # only rank 0 writes files and W&B in a data-parallel run
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        table = CsvTable if main else distributed.NullTable
+        self.results_csv = table(self.run_dir / "results.csv", RESULT_COLUMNS)
+        self.epochs_csv = table(self.run_dir / "epochs.csv", EPOCH_COLUMNS)
+        self.lr_csv = table(self.run_dir / "lr_trace.csv", LR_COLUMNS)
         self.summary: dict[str, Any] = {
             "status": "running",
             "run_dir": str(self.run_dir),
@@ -147,14 +154,16 @@ class Experiment:
             "seed": int(self.cfg.seed),
             "rounds": self.rounds,
             "device": str(self.device),
+            "world_size": self.dist.world_size,
             "prunable_weights": self.masks.total,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "versions": {"scyc": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "command": " ".join(sys.argv),
         }
-        write_summary(self.run_dir / "summary.json", self.summary)
+        self._write_summary()
+        wandb_cfg = wandb_settings(self.cfg)  # tags, and the sweep's name as group in a multirun
         self.wandb = WandbRun(
-            wandb_settings(self.cfg),  # tags, and the sweep's name as group in a multirun
+            wandb_cfg if main else {**wandb_cfg, "mode": "disabled"},
             self.run_dir,
             OmegaConf.to_container(self.cfg, resolve=True),
             name=self.run_dir.name,
@@ -168,14 +177,20 @@ class Experiment:
             ),
             generator=self.generator,
         )
-        self.masks.set_(self.pruner.prune(self.masks, ctx))
+        # Data-parallel runs: rank 0 decides, every rank installs its masks, generator state and weights.
+        new_masks = self.pruner.prune(self.masks, ctx) if self.dist.is_main else None
+        self.masks.set_(self.dist.broadcast_masks(new_masks, self.masks.masks))
+        self.dist.broadcast_generator(self.generator)
         self.reset(self.model, self.masks, self.snapshots, self.generator)
+        self.dist.broadcast_module(self.model)
 
     def train_round(self, round_idx: int, max_lr: float) -> RoundResult:
         tcfg = self.cfg.train
         sparsity = self.masks.sparsity()
         optimizer = make_optimizer(self.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
-        train_loader = self.data.loader("train", tcfg.batch_size, train=True, generator=self.generator)
+        train_loader = self.data.loader(
+            "train", tcfg.batch_size, train=True, generator=self.generator, **self.dist.shard
+        )  # fmt: skip
         steps_per_epoch = len(train_loader)
         scheduler = self.schedule.build_round(optimizer, max_lr, tcfg.epochs * steps_per_epoch, steps_per_epoch)
         best = (-math.inf, -1, math.nan)
@@ -184,10 +199,11 @@ class Experiment:
         epochs = tqdm(range(tcfg.epochs), desc=f"round {round_idx}", leave=False, disable=self._no_bar)
         for epoch in epochs:
             t0 = time.perf_counter()
-            res = train_epoch(self.model, train_loader, optimizer, scheduler, self.masks)
+            res = train_epoch(self.train_model, train_loader, optimizer, scheduler, self.masks)
+            res.loss, res.accuracy = self.dist.mean_over_ranks((res.loss, res.accuracy), res.examples)
             seconds.append(time.perf_counter() - t0)
-            val_loss, val_acc = evaluate(self.model, self.data.loader("val", tcfg.eval_batch_size))
-            test_loss, test_acc = evaluate(self.model, self.data.loader("test", tcfg.eval_batch_size))
+            val_loss, val_acc = self._evaluate("val")
+            test_loss, test_acc = self._evaluate("test")
             if val_acc > best[0]:
                 best = (val_acc, epoch, test_acc)
             self._record_epoch(
@@ -212,6 +228,16 @@ class Experiment:
             round_seconds=time.perf_counter() - start,
         )
 
+    def _evaluate(self, split: str) -> tuple[float, float]:
+        """Loss and accuracy on a split; each rank evaluates its share, the sums are all-reduced."""
+        loader = self.data.loader(split, self.cfg.train.eval_batch_size, **self.dist.shard)
+        loss, acc = evaluate(self.model, loader)  # nan, nan for no examples: weighted by 0 below
+        return tuple(self.dist.mean_over_ranks((loss, acc), loader.num_examples))
+
+    def _write_summary(self) -> None:
+        if self.dist.is_main:
+            write_summary(self.run_dir / "summary.json", self.summary)
+
     def _record_epoch(self, r, epoch, sparsity, max_lr, res, val_loss, val_acc, test_loss, test_acc, secs) -> None:
         first = self.global_step
         self.lr_csv.stream([
@@ -235,15 +261,16 @@ class Experiment:
         row = asdict(result)
         self.results_csv.append(row)
         self.wandb.log({"round/index": result.round, **{f"round/{k}": v for k, v in row.items() if k != "round"}})
-        save_checkpoint(
-            self.run_dir / "checkpoints" / f"round_{result.round:02d}.pt",
-            {
-                "round": result.round,
-                "model": self.model.state_dict(),
-                "masks": self.masks.state_dict(),
-                "results": [asdict(r) for r in self.results],
-            },
-        )
+        if self.dist.is_main:
+            save_checkpoint(
+                self.run_dir / "checkpoints" / f"round_{result.round:02d}.pt",
+                {
+                    "round": result.round,
+                    "model": self.model.state_dict(),
+                    "masks": self.masks.state_dict(),
+                    "results": [asdict(r) for r in self.results],
+                },
+            )
         self._call("on_round_end", result)
         log.info(
             "round %d/%d | sparsity %.4f | max_lr %.5f | train loss %.4f | val acc %.4f | test acc %.4f | %.1f s/epoch",
@@ -253,7 +280,7 @@ class Experiment:
 
     # ----------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self._no_bar = None if self.cfg.progress else True
+        self._no_bar = None if self.cfg.progress and self.dist.is_main else True
         self._open_outputs()
         start = time.perf_counter()
         try:
@@ -274,7 +301,7 @@ class Experiment:
             self.summary.update(
                 status=status, reason=f"{type(exc).__name__}: {exc}", rounds_completed=len(self.results)
             )
-            write_summary(self.run_dir / "summary.json", self.summary)
+            self._write_summary()
             self.wandb.finish(exit_code=1)
             raise
         last = self.results[-1]
@@ -290,7 +317,7 @@ class Experiment:
         self._call("on_run_end", self.summary)
         self.wandb.summary({k: v for k, v in self.summary.items() if k.startswith("final_")})
         self.wandb.finish()
-        write_summary(self.run_dir / "summary.json", self.summary)
+        self._write_summary()
         return self.summary
 
 
@@ -300,12 +327,17 @@ def main(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        experiment = Experiment(cfg, run_dir)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the sweep's other runs
-            write_summary(run_dir / "summary.json", {"status": "failed", "reason": f"ConfigError: {exc}"})
-            raise
-        sys.exit(2)
-    return float(experiment.run()["final_val_acc"])
+    with contextlib.ExitStack() as stack:  # the process group (if any) is destroyed on every way out
+        try:
+            # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
+            env = stack.enter_context(distributed.session(cfg.device))
+            run_dir = distributed.shared_run_dir(run_dir, env)
+            experiment = Experiment(cfg, run_dir)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the other runs
+                if distributed.is_main():
+                    write_summary(run_dir / "summary.json", {"status": "failed", "reason": f"ConfigError: {exc}"})
+                raise
+            sys.exit(2)
+        return float(experiment.run()["final_val_acc"])

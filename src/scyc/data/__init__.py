@@ -40,7 +40,18 @@ class DataSplits:
     def image_size(self) -> tuple[int, int]:
         return self.raw.image_size
 
-    def loader(self, split: str, batch_size: int, *, train: bool = False, generator=None, channels_last=False):
+    def loader(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        train: bool = False,
+        generator=None,
+        channels_last=False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        """A ``TensorLoader`` over one split; ``rank``/``world_size`` give this rank's share of each global batch."""
         x, y = getattr(self, split)
         return TensorLoader(
             x,
@@ -53,6 +64,8 @@ class DataSplits:
             augment=self.raw.augment if train else None,
             generator=generator,
             channels_last=channels_last,
+            rank=rank,
+            world_size=world_size,
         )
 
 

@@ -16,32 +16,94 @@ import torch.nn.functional as F
 from scyc.data.base import Augment
 
 
-def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(
+    x: torch.Tensor, aug: Augment, generator: torch.Generator, *, draw: int | None = None, offset: int = 0
+) -> torch.Tensor:
     """Random crop (zero padding ``aug.crop_padding`` on each side) and horizontal flip of a uint8 batch.
 
     Equivalent to torchvision's ``RandomCrop(size, padding=p)`` + ``RandomHorizontalFlip()`` applied to
     each image independently (the padding value 0 is applied to raw pixels, as torchvision does).
+
+    ``x`` may be one rank's slice of a larger (global) batch: then ``draw`` is the global batch's size
+    and ``offset`` where the slice starts. The random parameters are drawn for the whole global batch
+    (so every rank's generator advances identically) and the slice's rows are used, which makes the
+    union of the ranks' augmented slices equal to the single-process augmented batch.
     """
     n, _, h, w = x.shape
     dev = x.device
+    draw = n if draw is None else draw
+    rows_of = slice(offset, offset + n)
     if aug.crop_padding > 0:
         p = aug.crop_padding
         padded = F.pad(x, (p, p, p, p))
-        dy = torch.randint(0, 2 * p + 1, (n,), device=dev, generator=generator)
-        dx = torch.randint(0, 2 * p + 1, (n,), device=dev, generator=generator)
+        dy = torch.randint(0, 2 * p + 1, (draw,), device=dev, generator=generator)[rows_of]
+        dx = torch.randint(0, 2 * p + 1, (draw,), device=dev, generator=generator)[rows_of]
         rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])[:, None, :, None]
         cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])[:, None, None, :]
         batch = torch.arange(n, device=dev)[:, None, None, None]
         chans = torch.arange(x.shape[1], device=dev)[None, :, None, None]
         x = padded[batch, chans, rows, cols]
     if aug.flip:
-        flip = torch.rand(n, device=dev, generator=generator) < 0.5
+        flip = torch.rand(draw, device=dev, generator=generator)[rows_of] < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x
 
 
+def shard_bounds(m: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rank ``rank``'s rows [start, stop) of a global batch of ``m`` rows (``torch.tensor_split`` order)."""
+    q, r = divmod(m, world_size)
+    start = rank * q + min(rank, r)
+    return start, start + q + (1 if rank < r else 0)
+
+
+class ShardedBatchSampler(torch.utils.data.Sampler):
+    """Index batches for a ``torch.utils.data.DataLoader`` (``batch_sampler=``) with ``TensorLoader``'s sharding.
+
+    Epoch ``e`` permutes ``range(n)`` with a generator seeded ``seed + e`` (the same on every rank) and yields
+    this rank's share of each global batch of ``batch_size``; the epoch advances by itself on each pass (or
+    set it with ``set_epoch``). For data sets that do not fit on the device (decoded in DataLoader workers).
+    """
+
+    def __init__(
+        self, n: int, batch_size: int, *, rank: int = 0, world_size: int = 1, shuffle: bool = True,
+        drop_last: bool = True, seed: int = 0,
+    ) -> None:  # fmt: skip
+        if world_size > 1 and drop_last and batch_size % world_size:
+            raise ValueError(f"global batch size {batch_size} is not divisible by the world size {world_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+        self.n, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.drop_last = drop_last and n >= batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.n)
+        self.epoch += 1
+        for b in range(len(self)):
+            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
+            start, stop = shard_bounds(hi - lo, self.rank, self.world_size)
+            if stop > start:
+                yield order[lo + start : lo + stop].tolist()
+
+
 class TensorLoader:
-    """Iterates (images, labels) batches over uint8 tensors that already sit on the target device."""
+    """Iterates (images, labels) batches over uint8 tensors that already sit on the target device.
+
+    Data-parallel runs pass ``rank`` and ``world_size``: ``batch_size`` is then the *global* batch. Every
+    rank draws the same per-epoch permutation (same generator seed) and takes its contiguous part of each
+    global batch (``torch.tensor_split`` order: rank r gets rows ``[r*b/W, (r+1)*b/W)`` of a full batch),
+    so the union of the ranks' batches is the single-process batch, augmentation included. ``len()`` is
+    the number of global batches, the same on every rank.
+    """
 
     def __init__(
         self,
@@ -56,12 +118,25 @@ class TensorLoader:
         augment: Augment | None = None,
         generator: torch.Generator | None = None,
         channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.rank, self.world_size = rank, world_size
+        if world_size > 1 and drop_last:
+            if batch_size % world_size:
+                raise ValueError(f"global batch size {batch_size} is not divisible by the world size {world_size}")
+            if len(x) < batch_size:
+                raise ValueError(
+                    f"{len(x)} examples are fewer than one global batch of {batch_size}: with {world_size} ranks "
+                    "every rank needs a full share of every batch"
+                )
         # Never drop everything: with fewer examples than one batch, keep the partial batch.
         self.drop_last = drop_last and len(x) >= batch_size
         self.augment = augment if augment is not None and augment.active else None
@@ -75,9 +150,17 @@ class TensorLoader:
         n = len(self.x)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def _shard(self, m: int) -> tuple[int, int]:
+        return shard_bounds(m, self.rank, self.world_size)
+
     @property
     def num_examples(self) -> int:
-        return len(self) * self.batch_size if self.drop_last else len(self.x)
+        """Examples this rank sees per pass (all of them in a single-process run)."""
+        n = len(self.x)
+        if self.world_size == 1:
+            return len(self) * self.batch_size if self.drop_last else n
+        sizes = [min(self.batch_size, n - b * self.batch_size) for b in range(len(self))]
+        return sum(stop - start for start, stop in map(self._shard, sizes))
 
     def normalise(self, xb: torch.Tensor) -> torch.Tensor:
         out = (xb.float() - self.mean) * self.inv_std
@@ -93,11 +176,14 @@ class TensorLoader:
             order = None
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            start, stop = (0, hi - lo) if self.world_size == 1 else self._shard(hi - lo)
             if order is None:
-                xb, yb = self.x[lo:hi], self.y[lo:hi]
+                xb, yb = self.x[lo + start : lo + stop], self.y[lo + start : lo + stop]
             else:
-                idx = order[lo:hi]
+                idx = order[lo + start : lo + stop]
                 xb, yb = self.x[idx], self.y[idx]
             if self.augment is not None:
-                xb = augment_batch(xb, self.augment, self.generator)
+                xb = augment_batch(xb, self.augment, self.generator, draw=hi - lo, offset=start)
+            if stop == start:
+                continue  # a rank's empty share of a short last (evaluation) batch
             yield self.normalise(xb), yb
