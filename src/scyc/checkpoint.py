@@ -238,32 +238,50 @@ class Checkpointer:
         if path.name == LAST:
             self._last = (state["kind"], _position(state))
 
-    def candidates(self) -> list[Path]:
-        """``last.pt`` first, then epoch and round files, newest position first."""
+    def named(self) -> list[tuple[tuple[int, int], Path]]:
+        """Epoch and round files with the position each holds, newest first (round files after epoch files
+        of the same position: they are written first, so an epoch file there is never older)."""
         if not self.dir.is_dir():
             return []
-        named = []
+        out = []
         for p in self.dir.iterdir():
             if m := EPOCH_RE.match(p.name):
-                named.append(((int(m[1]), int(m[2]), 0), p))
+                out.append(((int(m[1]), int(m[2])), 1, p))
             elif m := ROUND_RE.match(p.name):
-                named.append(((int(m[1]) + 1, 0, 1), p))  # round r done = round r+1, 0 epochs
-        out = [self.dir / LAST] if (self.dir / LAST).exists() else []
-        return out + [p for _, p in sorted(named, key=lambda t: t[0], reverse=True)]
+                out.append(((int(m[1]) + 1, 0), 0, p))  # round r done = round r+1 with 0 epochs done
+        return [(pos, p) for pos, _, p in sorted(out, key=lambda t: t[:2], reverse=True)]
+
+    def candidates(self) -> list[Path]:
+        return ([self.dir / LAST] if (self.dir / LAST).exists() else []) + [p for _, p in self.named()]
 
     def load_latest(self) -> tuple[dict[str, Any], Path] | None:
         """The newest loadable checkpoint, or None when there is none at all; unloadable files are skipped
-        with a warning. Raises ``ConfigError`` when checkpoint files exist but none loads."""
+        with a warning. Raises ``ConfigError`` when checkpoint files exist but none loads.
+
+        ``last.pt`` is normally the newest; a round file is newer when the process died between writing
+        ``round_RR.pt`` and ``last.pt``."""
         for stale in self.dir.glob(".*.tmp") if self.dir.is_dir() else ():
             stale.unlink(missing_ok=True)
-        tried = []
-        for path in self.candidates():
+        tried: list[str] = []
+
+        def attempt(path: Path) -> dict[str, Any] | None:
             try:
-                return load_checkpoint(path), path
+                return load_checkpoint(path)
             except Exception as exc:  # truncated zip, refused pickle global, wrong content ...
                 reason = _reason(exc)
                 tried.append(f"{path.name} ({reason})")
                 log.warning("checkpoint %s cannot be used (%s); trying the previous one", path, reason)
+                return None
+
+        last = self.dir / LAST
+        last_state = attempt(last) if last.exists() else None
+        for position, path in self.named():
+            if last_state is not None and position <= _position(last_state):
+                return last_state, last
+            if (state := attempt(path)) is not None:
+                return state, path
+        if last_state is not None:
+            return last_state, last
         if tried:
             raise ConfigError(
                 f"resume=true: no usable checkpoint in {self.dir}; tried {'; '.join(tried)}. Start a new run in "
@@ -449,11 +467,14 @@ def resume_command(run_dir: Path) -> str:
     return shlex.join(["python", script, *args, f"hydra.run.dir={run_dir}", "resume=true"])
 
 
-_LOCKS: list[Any] = []  # held for the life of the process; the OS releases them on any exit, SIGKILL included
+_LOCKS: dict[Path, Any] = {}  # held for the life of the process; the OS releases them on any exit, even SIGKILL
 
 
 def _lock(run_dir: Path) -> None:
-    path = run_dir / ".lock"
+    """Take ``<run_dir>/.lock`` (flock) so that a second process cannot write into the same run."""
+    path = (run_dir / ".lock").resolve()
+    if path in _LOCKS:  # this process holds it already (e.g. main() called twice in one interpreter)
+        return
     fh = open(path, "a+")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -466,7 +487,7 @@ def _lock(run_dir: Path) -> None:
     fh.truncate()
     fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     fh.flush()
-    _LOCKS.append(fh)
+    _LOCKS[path] = fh
 
 
 def _hydra_backup(run_dir: Path) -> Path:
