@@ -348,7 +348,10 @@ def begin_outputs(exp: Experiment, resume: tuple[dict[str, Any], Path] | None) -
     """At run start: provenance in the summary; on resume, outputs cut back to the checkpoint. Returns the
     W&B run id to continue (None for a new W&B run)."""
     exp.summary.update(pid=os.getpid(), host=socket.gethostname(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    if resume is None:
+    if resume is None:  # from scratch; with resume=true, drop what a run killed before its first checkpoint left
+        exp.results_csv.reset([])
+        exp.epochs_csv.reset([])
+        exp.lr_csv.path.unlink(missing_ok=True)
         return None
     state, path = resume
     exp.checkpointer.adopt(state, path)
@@ -461,9 +464,13 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 
 
 def resume_command(run_dir: Path) -> str:
-    """The command line that resumes this run: this invocation's arguments plus hydra.run.dir and resume=true."""
-    args = [a for a in sys.argv[1:] if not a.startswith(("hydra.run.dir=", "resume=", "+resume="))]
+    """The command line that resumes this run: this invocation's arguments plus hydra.run.dir and resume=true
+    (for a job of a sweep: the sweep again, with its hydra.sweep.dir and resume=true)."""
+    drop = ("hydra.run.dir=", "hydra.sweep.dir=", "resume=", "+resume=")
+    args = [a for a in sys.argv[1:] if not a.startswith(drop)]
     script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
+    if "-m" in args or "--multirun" in args:
+        return shlex.join(["python", script, *args, f"hydra.sweep.dir={run_dir.parent}", "resume=true"])
     return shlex.join(["python", script, *args, f"hydra.run.dir={run_dir}", "resume=true"])
 
 
@@ -492,6 +499,14 @@ def _lock(run_dir: Path) -> None:
 
 def _hydra_backup(run_dir: Path) -> Path:
     return run_dir / ".hydra" / "first_invocation"
+
+
+def _backup_hydra(hydra_dir: Path, backup: Path) -> None:
+    """Keep the starting invocation's .hydra/*.yaml: Hydra rewrites .hydra/ on every later invocation."""
+    if hydra_dir.is_dir():
+        backup.mkdir(exist_ok=True)
+        for f in hydra_dir.glob("*.yaml"):
+            atomic_write_text(backup / f.name, f.read_text())
 
 
 def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Path] | None:
@@ -523,10 +538,7 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Pat
                 f"{', '.join(present)}). To continue it: {resume_command(run_dir)}  -- or choose another "
                 "hydra.run.dir for a new run"
             )
-        if hydra_dir.is_dir():
-            backup.mkdir(exist_ok=True)
-            for f in hydra_dir.glob("*.yaml"):
-                atomic_write_text(backup / f.name, f.read_text())
+        _backup_hydra(hydra_dir, backup)
         return None
 
     current = OmegaConf.to_container(cfg, resolve=True)
@@ -553,6 +565,7 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Pat
                 "another hydra.run.dir"
             )
         log.info("resume=true: no checkpoint in %s yet, starting the run from the beginning", run_dir)
+        _backup_hydra(hydra_dir, backup)
         return None
     state, path = loaded
     log.info("resuming %s from %s (round %d, %d epoch(s) of it done, step %d)",
