@@ -260,7 +260,7 @@ class Checkpointer:
 
         ``last.pt`` is normally the newest; a round file is newer when the process died between writing
         ``round_RR.pt`` and ``last.pt``."""
-        for stale in self.dir.glob(".*.tmp") if self.dir.is_dir() else ():
+        for stale in self.dir.glob(".*") if self.dir.is_dir() else ():  # temporaries of a killed writer
             stale.unlink(missing_ok=True)
         tried: list[str] = []
 

@@ -334,3 +334,6 @@ def main(cfg: DictConfig) -> float:
     except guards.NonFiniteLoss as exc:
         print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
         sys.exit(guards.EXIT_NONFINITE)
+    except ConfigError as exc:  # found only once running, e.g. a checkpoint that does not fit the model
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
