@@ -22,6 +22,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
+    skip_nonfinite: bool = False  # skip batches with a NaN/inf loss (one sync per step) instead of stopping
 
 
 @dataclass
@@ -32,6 +33,11 @@ class WandbConfig:
     group: Optional[str] = None
     tags: list[str] = field(default_factory=list)
     log_every_steps: int = 50
+
+
+@dataclass
+class CheckpointConfig:
+    keep: int = 2  # epoch checkpoints kept besides last.pt (round checkpoints are always kept)
 
 
 @dataclass
@@ -46,6 +52,9 @@ class Config:
     device: str = "auto"
     data_dir: str = "data"
     progress: bool = True
+    resume: bool = False
+    deterministic: bool = False
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
 def register_configs() -> None:

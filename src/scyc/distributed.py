@@ -277,6 +277,9 @@ class NullTable(CsvTable):
     def stream(self, rows) -> None:
         return None
 
+    def reset(self, rows) -> None:
+        self.rows = [dict(r) for r in rows]
+
 
 class MaskDigestCheck(Callback):
     """At the start of every round (after prune + reset): the ranks' masks must be identical."""

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from scyc import __version__, distributed
+from scyc import __version__, checkpoint, distributed, guards
 from scyc.callbacks import Callback
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
@@ -31,7 +31,7 @@ from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.sweeps import wandb_settings
-from scyc.tracking import CsvTable, WandbRun, save_checkpoint, write_summary
+from scyc.tracking import CsvTable, WandbRun, write_summary
 from scyc.training import evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything
 
@@ -83,6 +83,7 @@ def validate(cfg: DictConfig) -> None:
         ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v >= 1, "an integer >= 1"),
         ("train.momentum", cfg.train.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)"),
         ("train.weight_decay", cfg.train.weight_decay, lambda v: v >= 0, "a number >= 0"),
+        ("checkpoint.keep", cfg.checkpoint.keep, lambda v: v >= 0, "an integer >= 0"),
     ]
     for key, value, ok, allowed in checks:
         if value is None or not ok(value):
@@ -92,13 +93,14 @@ def validate(cfg: DictConfig) -> None:
 
 
 class Experiment:
-    def __init__(self, cfg: DictConfig, run_dir: str | Path) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: str | Path, resume: tuple[dict, Path] | None = None) -> None:
         validate(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.dist = distributed.current()  # a single process unless distributed.init formed a group
         self.dist.check_global_batch(cfg.train.batch_size)
         self.device = self.dist.device or resolve_device(cfg.device)
+        guards.configure_determinism(bool(cfg.deterministic), self.device)
         self.schedule = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
         pruner_cfg = OmegaConf.to_container(cfg.pruner, resolve=True)
         self.rounds = int(pruner_cfg["rounds"])
@@ -126,6 +128,10 @@ class Experiment:
         self.global_step = 0
         self.results: list[RoundResult] = []
         self.callbacks: list[Callback] = self.build_callbacks()
+        self.checkpointer = checkpoint.Checkpointer(self.run_dir / "checkpoints", int(cfg.checkpoint.keep))
+        self.stop = guards.StopRequest()  # SIGINT/SIGTERM -> stop at the last checkpoint (scyc.guards)
+        self._resume = resume  # (checkpoint state, path) to continue from, see scyc.checkpoint
+        guards.preflight_schedule(self)
 
     def build_callbacks(self) -> list[Callback]:
         """The measurement and bookkeeping hooks of this run (see ``scyc.callbacks``)."""
@@ -160,6 +166,7 @@ class Experiment:
             "versions": {"scyc": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "command": " ".join(sys.argv),
         }
+        wandb_id = checkpoint.begin_outputs(self, self._resume)  # on resume: tables back to the checkpoint
         self._write_summary()
         wandb_cfg = wandb_settings(self.cfg)  # tags, and the sweep's name as group in a multirun
         self.wandb = WandbRun(
@@ -167,7 +174,9 @@ class Experiment:
             self.run_dir,
             OmegaConf.to_container(self.cfg, resolve=True),
             name=self.run_dir.name,
+            run_id=wandb_id,
         )
+        self.summary["wandb_id"] = self.wandb.run.id if self.wandb.run is not None else None
 
     def prune(self) -> None:
         ctx = PruneContext(
@@ -196,19 +205,29 @@ class Experiment:
         best = (-math.inf, -1, math.nan)
         seconds: list[float] = []
         start = time.perf_counter()
-        epochs = tqdm(range(tcfg.epochs), desc=f"round {round_idx}", leave=False, disable=self._no_bar)
+        first_epoch, progress = checkpoint.resume_round(self, round_idx, max_lr, optimizer, scheduler)
+        if progress is not None:  # resumed mid-round: the round's bookkeeping so far
+            best, seconds, start = tuple(progress["best"]), list(progress["seconds"]), start - progress["elapsed"]
+        epochs = tqdm(range(first_epoch, tcfg.epochs), desc=f"round {round_idx}", leave=False, disable=self._no_bar)
         for epoch in epochs:
             t0 = time.perf_counter()
-            res = train_epoch(self.train_model, train_loader, optimizer, scheduler, self.masks)
+            batches = self.stop.batches(train_loader)
+            res = train_epoch(self.train_model, batches, optimizer, scheduler, self.masks, tcfg.skip_nonfinite)
+            self.stop.raise_if_requested(f"in round {round_idx} epoch {epoch} after {batches.yielded} steps")
             res.loss, res.accuracy = self.dist.mean_over_ranks((res.loss, res.accuracy), res.examples)
             seconds.append(time.perf_counter() - t0)
             val_loss, val_acc = self._evaluate("val")
             test_loss, test_acc = self._evaluate("test")
+            guards.check_finite(self, res, val_loss, round_idx, epoch)
             if val_acc > best[0]:
                 best = (val_acc, epoch, test_acc)
             self._record_epoch(
                 round_idx, epoch, sparsity, max_lr, res, val_loss, val_acc, test_loss, test_acc, seconds[-1]
             )
+            if epoch + 1 < tcfg.epochs:  # after the round's last epoch the round checkpoint follows
+                progress = dict(best=list(best), seconds=seconds, elapsed=time.perf_counter() - start, max_lr=max_lr)
+                checkpoint.save_state(self, "epoch", (round_idx, epoch + 1), optimizer, scheduler, progress)
+                self.stop.raise_if_requested(f"after round {round_idx} epoch {epoch}")
             epochs.set_postfix(loss=f"{res.loss:.3f}", val=f"{val_acc:.4f}")
         return RoundResult(
             round=round_idx,
@@ -261,16 +280,6 @@ class Experiment:
         row = asdict(result)
         self.results_csv.append(row)
         self.wandb.log({"round/index": result.round, **{f"round/{k}": v for k, v in row.items() if k != "round"}})
-        if self.dist.is_main:
-            save_checkpoint(
-                self.run_dir / "checkpoints" / f"round_{result.round:02d}.pt",
-                {
-                    "round": result.round,
-                    "model": self.model.state_dict(),
-                    "masks": self.masks.state_dict(),
-                    "results": [asdict(r) for r in self.results],
-                },
-            )
         self._call("on_round_end", result)
         log.info(
             "round %d/%d | sparsity %.4f | max_lr %.5f | train loss %.4f | val acc %.4f | test acc %.4f | %.1f s/epoch",
@@ -283,27 +292,36 @@ class Experiment:
         self._no_bar = None if self.cfg.progress and self.dist.is_main else True
         self._open_outputs()
         start = time.perf_counter()
+        self.stop.install()
         try:
             self._call("on_run_start")
-            bar = tqdm(range(self.rounds), desc="rounds", disable=self._no_bar)
+            first_round, first_epoch = checkpoint.restore(self, self._resume[0]) if self._resume else (0, 0)
+            bar = tqdm(range(first_round, self.rounds), desc="rounds", disable=self._no_bar)
             for r in bar:
-                if r > 0:
+                mid_round = r == first_round and first_epoch > 0  # resumed inside round r: pruned already
+                if r > 0 and not mid_round:
                     self.prune()
-                self._call("on_round_start", r)
+                if not mid_round:
+                    self._call("on_round_start", r)
                 candidates = self.schedule.candidates(r, self.masks.sparsity())
                 if len(candidates) != 1:
                     raise ConfigError(f"schedule '{self.schedule.name}' gave {len(candidates)} max_lr candidates")
                 result = self.train_round(r, candidates[0])
                 self._record_round(result)
+                checkpoint.save_state(self, "round", (r + 1, 0))
+                self.stop.raise_if_requested(f"after round {r}")
                 bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             self.summary.update(
                 status=status, reason=f"{type(exc).__name__}: {exc}", rounds_completed=len(self.results)
             )
+            self.summary.update(guards.failure_fields(self, exc))
             self._write_summary()
             self.wandb.finish(exit_code=1)
             raise
+        finally:
+            self.stop.uninstall()
         last = self.results[-1]
         self.summary.update(
             status="complete",
@@ -332,12 +350,28 @@ def main(cfg: DictConfig) -> float:
             # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
             env = stack.enter_context(distributed.session(cfg.device))
             run_dir = distributed.shared_run_dir(run_dir, env)
-            experiment = Experiment(cfg, run_dir)
+            validate(cfg)
+            experiment = Experiment(cfg, run_dir, resume=checkpoint.prepare_run_dir_all_ranks(cfg, run_dir, env))
+        except checkpoint.RunComplete as done:
+            if env.is_main:
+                print(done, file=sys.stderr)
+            return float(done.summary.get("final_val_acc", math.nan))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the other runs
-                if distributed.is_main():
-                    write_summary(run_dir / "summary.json", {"status": "failed", "reason": f"ConfigError: {exc}"})
+                summary = run_dir / "summary.json"
+                if distributed.is_main() and not summary.exists():  # never clobber an existing run's summary
+                    write_summary(summary, {"status": "failed", "reason": f"ConfigError: {exc}"})
                 raise
             sys.exit(2)
-        return float(experiment.run()["final_val_acc"])
+        try:
+            return float(experiment.run()["final_val_acc"])
+        except guards.RunInterrupted as exc:
+            print(f"interrupted: {exc}; resume with: {checkpoint.resume_command(run_dir)}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except guards.NonFiniteLoss as exc:
+            print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
+            sys.exit(guards.EXIT_NONFINITE)
+        except ConfigError as exc:  # found only once running, e.g. a checkpoint that does not fit the model
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)

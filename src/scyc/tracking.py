@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from scyc.utils import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -37,6 +35,14 @@ class CsvTable:
         self.rows.append(dict(row))
         atomic_write_text(self.path, self._render(self.rows, header=True))
 
+    def reset(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the table's rows (e.g. with a checkpoint's on resume); no rows removes the file."""
+        self.rows = [dict(r) for r in rows]
+        if self.rows:
+            atomic_write_text(self.path, self._render(self.rows, header=True))
+        else:
+            self.path.unlink(missing_ok=True)
+
     def stream(self, rows: Sequence[Mapping[str, Any]]) -> None:
         new = not self.path.exists()
         with open(self.path, "a") as fh:
@@ -48,7 +54,9 @@ class CsvTable:
 class WandbRun:
     """Thin wrapper: offline by default (no account needed), a no-op when ``wandb.mode=disabled``."""
 
-    def __init__(self, cfg: Mapping[str, Any], run_dir: Path, config: dict[str, Any], name: str) -> None:
+    def __init__(
+        self, cfg: Mapping[str, Any], run_dir: Path, config: dict[str, Any], name: str, run_id: str | None = None
+    ) -> None:
         self.run = None
         self.mode = cfg["mode"]
         if self.mode not in ("offline", "online", "disabled"):
@@ -70,6 +78,10 @@ class WandbRun:
             mode=self.mode,
             config=config,
             reinit="finish_previous",
+            # a resumed run continues the same W&B run (online) or writes a new offline-run-* folder with
+            # the same id, which `wandb sync` appends to the same run
+            id=run_id,
+            resume="allow" if run_id else None,
         )
         self.run.define_metric("global_step")
         for prefix in ("step/*", "epoch/*"):
@@ -92,11 +104,3 @@ class WandbRun:
 
 def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
     atomic_write_json(path, dict(summary))
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)

@@ -25,6 +25,8 @@ class EpochResult:
     accuracy: float
     examples: int
     lrs: list[float] = field(default_factory=list)
+    skipped: int = 0  # batches skipped for a non-finite loss (train.skip_nonfinite)
+    step_losses: list[torch.Tensor] = field(default_factory=list, repr=False)  # device scalars, read on demand
 
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> Optimizer:
@@ -47,17 +49,28 @@ def train_epoch(
     optimizer: Optimizer,
     scheduler: LRScheduler,
     masks: MaskSet | None,
+    skip_nonfinite: bool = False,
 ) -> EpochResult:
+    """One epoch. Each step's loss tensor is kept (no sync) so a non-finite epoch loss can be traced to its
+    first bad step (``scyc.guards.check_finite``); ``skip_nonfinite`` skips such batches instead, at the
+    cost of one device sync per step."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     lrs: list[float] = []
+    step_losses: list[torch.Tensor] = []
+    skipped = 0
     for x, y in batches:
         lrs.append(optimizer.param_groups[0]["lr"])
         out = model(x)
         loss = F.cross_entropy(out, y)
+        step_losses.append(loss.detach())
+        if skip_nonfinite and not bool(torch.isfinite(loss)):
+            skipped += 1
+            scheduler.step()
+            continue
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -68,7 +81,14 @@ def train_epoch(
         correct += (out.detach().argmax(1) == y).sum()
         seen += len(y)
     seen = max(seen, 1)
-    return EpochResult(loss=loss_sum.item() / seen, accuracy=correct.item() / seen, examples=seen, lrs=lrs)
+    return EpochResult(
+        loss=loss_sum.item() / seen,
+        accuracy=correct.item() / seen,
+        examples=seen,
+        lrs=lrs,
+        skipped=skipped,
+        step_losses=step_losses,
+    )
 
 
 @torch.no_grad()

@@ -1,0 +1,202 @@
+"""Run guards: stop cleanly on SIGINT/SIGTERM, stop on a non-finite loss, deterministic mode, and a
+start-up check that every round's LR schedule can be built.
+
+Signals. ``StopRequest.install`` replaces the SIGINT/SIGTERM handlers with one that only sets a flag.
+The training loop reads the flag through ``StopRequest.batches(loader)``: before each batch is handed
+to the optimiser a plain Python bool is tested, so the cost per step is one attribute read and the step
+in flight always finishes. The experiment then stops at the epoch boundary it last checkpointed (the
+unfinished epoch is redone on resume, which keeps a resumed run bitwise identical to an uninterrupted
+one), marks the run ``interrupted`` and exits with 128 + the signal number (130 for SIGINT, 143 for
+SIGTERM). A second signal stops at once (``KeyboardInterrupt``), without a new checkpoint.
+
+Non-finite loss. Testing ``torch.isfinite(loss)`` in Python every step would force a device sync per
+step on CUDA. Instead ``train_epoch`` keeps each step's loss tensor (no kernel, no sync) and the epoch's
+mean loss, which it reads once per epoch anyway, is tested here: cross-entropy is non-negative, so the
+mean is finite exactly when every step's loss was. Only then are the step losses stacked to find the
+first bad step. The price: after a blow-up the rest of that epoch still runs (wasted, never saved: the
+last checkpoint is the previous epoch's). ``train.skip_nonfinite=true`` instead skips each batch whose
+loss is not finite (no optimiser step; the LR schedule still advances), which costs one sync per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from scyc.registry import ConfigError
+
+if TYPE_CHECKING:
+    from scyc.experiment import Experiment
+    from scyc.training import EpochResult
+
+log = logging.getLogger("scyc")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+EXIT_NONFINITE = 3
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised at a checkpointed boundary after SIGINT/SIGTERM; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, signum: int, where: str) -> None:
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"{self.signal_name} received {where}")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; ``details`` holds round, epoch, step, lr and loss."""
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        self.details = details
+        super().__init__(
+            "non-finite {what} at round {round} epoch {epoch} step {step} (lr {lr:.6g}, loss {loss})".format(**details)
+        )
+
+
+class StopRequest:
+    """A flag set by SIGINT/SIGTERM and polled by the training loop once per step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("not in the main thread: SIGINT/SIGTERM keep their default behaviour")
+            return
+        for sig in SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.requested:
+            self.uninstall()
+            raise KeyboardInterrupt(f"second {name}: stopping at once, without a new checkpoint")
+        self.requested, self.signum = True, signum
+        log.warning("%s received: finishing the current step, then stopping at the last checkpoint", name)
+
+    def batches(self, loader: Iterable) -> _UntilStop:
+        """``loader``, cut short as soon as a stop is requested (the step in flight finishes)."""
+        return _UntilStop(loader, self)
+
+    def raise_if_requested(self, where: str) -> None:
+        if self.requested:
+            raise RunInterrupted(self.signum or signal.SIGINT, where)
+
+
+class _UntilStop:
+    def __init__(self, loader: Iterable, stop: StopRequest) -> None:
+        self.loader, self.stop, self.yielded = loader, stop, 0
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def __iter__(self) -> Iterator:
+        stop = self.stop
+        for batch in self.loader:
+            if stop.requested:
+                return
+            self.yielded += 1
+            yield batch
+
+
+def check_finite(exp: Experiment, res: EpochResult, val_loss: float, round_idx: int, epoch: int) -> None:
+    """Raise ``NonFiniteLoss`` naming the first bad step if this epoch's training or validation loss blew up
+    (call before the epoch is recorded: ``exp.global_step`` is the epoch's first step)."""
+    first_step = exp.global_step
+    steps = len(res.lrs)
+    skipped = getattr(res, "skipped", 0)
+    if skipped:
+        exp.summary["nonfinite_skipped"] = exp.summary.get("nonfinite_skipped", 0) + skipped
+        log.warning("round %d epoch %d: skipped %d of %d batches with a non-finite loss", round_idx, epoch,
+                    skipped, steps)  # fmt: skip
+    if steps and skipped >= steps:
+        raise NonFiniteLoss(
+            dict(what="loss in every step", round=round_idx, epoch=epoch, step=first_step, lr=res.lrs[0], loss="nan")
+        )
+    if math.isfinite(res.loss) and math.isfinite(val_loss):
+        return
+    what, idx, loss = "validation loss", steps - 1, val_loss
+    if not math.isfinite(res.loss) and getattr(res, "step_losses", None):
+        finite = torch.isfinite(torch.stack(res.step_losses)).cpu()
+        idx = int((~finite).nonzero()[0, 0])
+        what, loss = "training loss", float(res.step_losses[idx])
+    elif not math.isfinite(res.loss):
+        what, loss = "training loss", res.loss
+    idx = max(idx, 0)
+    lr = res.lrs[idx] if res.lrs else math.nan
+    raise NonFiniteLoss(dict(what=what, round=round_idx, epoch=epoch, step=first_step + idx, lr=lr, loss=str(loss)))
+
+
+def failure_fields(exp: Experiment, exc: BaseException) -> dict[str, Any]:
+    """What summary.json records about a run that stopped early, besides status and reason."""
+    from scyc.checkpoint import resume_command
+
+    out: dict[str, Any] = {}
+    if isinstance(exc, NonFiniteLoss):
+        out["nonfinite"] = exc.details
+    if isinstance(exc, RunInterrupted):
+        out["signal"] = exc.signal_name
+    if exp.checkpointer.candidates():
+        out["resume_command"] = resume_command(exp.run_dir)
+    return out
+
+
+def configure_determinism(enabled: bool, device: torch.device) -> None:
+    """``deterministic=true``: deterministic kernels only (an op without one raises), no cuDNN autotuning.
+
+    On the CPU the training here is bitwise reproducible run to run with the same thread count; the
+    checkpoint records the thread count and a resumed deterministic run uses the same one.
+    """
+    if not enabled:
+        return
+    if device.type == "cuda":
+        # cuBLAS needs this before its first use to pick deterministic reduction workspaces.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def preflight_schedule(exp: Experiment) -> None:
+    """Build every round's LR scheduler up front, at the sparsity the round is expected to have, so an
+    impossible schedule (e.g. ``schedule.base_lr`` above a round's ``max_lr``) is refused at start-up
+    instead of after hours of training. Sparsities are predicted with global exact rounding."""
+    rate = float(exp.cfg.pruner.rate)
+    steps_per_epoch = len(exp.data.loader("train", exp.cfg.train.batch_size, train=True))
+    total_steps = int(exp.cfg.train.epochs) * steps_per_epoch
+    param = torch.nn.Parameter(torch.zeros(1))
+    alive, total = exp.masks.total, exp.masks.total
+    for r in range(exp.rounds):
+        if r > 0:
+            alive -= round(rate * alive)
+        sparsity = (total - alive) / total
+        for max_lr in exp.schedule.candidates(r, sparsity):
+            optimizer = torch.optim.SGD([param], lr=max_lr)
+            try:
+                exp.schedule.build_round(optimizer, max_lr, total_steps, steps_per_epoch)
+            except ConfigError:
+                raise
+            except (ValueError, TypeError, ZeroDivisionError) as exc:
+                raise ConfigError(
+                    f"schedule '{exp.schedule.name}' cannot be built for round {r} "
+                    f"(sparsity {sparsity:.4f}, max_lr {max_lr:.6g}): {exc}"
+                ) from exc
