@@ -22,6 +22,9 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    channels_last: Any = "auto"  # auto (on for CUDA conv nets) | true | false
+    compile: bool = False  # torch.compile the model
 
 
 @dataclass

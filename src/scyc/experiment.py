@@ -29,6 +29,7 @@ from scyc.models import create_model
 from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
+from scyc.speed import Speed
 from scyc.tracking import CsvTable, WandbRun, save_checkpoint, write_summary
 from scyc.training import evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything
@@ -116,6 +117,9 @@ class Experiment:
             self.masks = MaskSet.from_model(self.model, exclude=pruner_cfg.get("exclude") or ())
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        self.speed = Speed.from_config(cfg.train, self.device, self.model)
+        self.net = self.speed.prepare(self.model)  # what runs forward: self.model itself or its compiled form
+        self.data.channels_last = self.speed.channels_last
         self.snapshots = {"init": copy.deepcopy(self.model.state_dict())}
         self.generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
         self.global_step = 0
@@ -183,10 +187,11 @@ class Experiment:
         epochs = tqdm(range(tcfg.epochs), desc=f"round {round_idx}", leave=False, disable=self._no_bar)
         for epoch in epochs:
             t0 = time.perf_counter()
-            res = train_epoch(self.model, train_loader, optimizer, scheduler, self.masks)
+            amp = self.speed.autocast_dtype
+            res = train_epoch(self.net, train_loader, optimizer, scheduler, self.masks, amp)
             seconds.append(time.perf_counter() - t0)
-            val_loss, val_acc = evaluate(self.model, self.data.loader("val", tcfg.eval_batch_size))
-            test_loss, test_acc = evaluate(self.model, self.data.loader("test", tcfg.eval_batch_size))
+            val_loss, val_acc = evaluate(self.net, self.data.loader("val", tcfg.eval_batch_size), amp)
+            test_loss, test_acc = evaluate(self.net, self.data.loader("test", tcfg.eval_batch_size), amp)
             if val_acc > best[0]:
                 best = (val_acc, epoch, test_acc)
             self._record_epoch(

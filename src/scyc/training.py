@@ -17,6 +17,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from scyc.pruning.masks import MaskSet
+from scyc.speed import autocast
 
 
 @dataclass
@@ -47,7 +48,9 @@ def train_epoch(
     optimizer: Optimizer,
     scheduler: LRScheduler,
     masks: MaskSet | None,
+    amp_dtype: torch.dtype | None = None,
 ) -> EpochResult:
+    """One pass over ``batches``; ``amp_dtype`` (e.g. bf16) autocasts the forward pass and the loss."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -56,8 +59,9 @@ def train_epoch(
     lrs: list[float] = []
     for x, y in batches:
         lrs.append(optimizer.param_groups[0]["lr"])
-        out = model(x)
-        loss = F.cross_entropy(out, y)
+        with autocast(device, amp_dtype):
+            out = model(x)
+            loss = F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -72,7 +76,9 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], amp_dtype: torch.dtype | None = None
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (fraction in [0, 1]) over all batches."""
     model.eval()
     device = next(model.parameters()).device
@@ -80,8 +86,9 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     for x, y in batches:
-        out = model(x)
-        loss_sum += F.cross_entropy(out, y, reduction="sum")
+        with autocast(device, amp_dtype):
+            out = model(x)
+        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
         seen += len(y)
     if seen == 0:
