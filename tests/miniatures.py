@@ -70,7 +70,7 @@ def make_tiny_imagenet(
     g = torch.Generator().manual_seed(seed)
     folder = Path(root) / "tiny-imagenet-200"
     # deliberately unsorted in wnids.txt: labels follow the sorted order
-    wnids = [f"n{(7 * i + 3) % 97:08d}" for i in range(n_classes)]
+    wnids = [f"n{(37 * i + 50) % 97:08d}" for i in range(n_classes)]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "wnids.txt").write_text("".join(w + "\n" for w in wnids))
     (folder / "words.txt").write_text("".join(f"{w}\tthing {i}\n" for i, w in enumerate(wnids)))
