@@ -81,7 +81,9 @@ def cycle_batches(loader) -> Iterator:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return (
+        f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    )
 
 
 class ReferenceDataset(torch.utils.data.Dataset):
@@ -145,7 +147,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         scheduler = exp.schedule.build_round(optimizer, max_lr, steps, max(1, len(exp.data.train[0]) // bs))
         sync(dev)
         t0 = time.perf_counter()
-        res = train_epoch(exp.net, itertools.islice(batches, steps), optimizer, scheduler, exp.masks if masked else None, amp)
+        res = train_epoch(
+            exp.net, itertools.islice(batches, steps), optimizer, scheduler, exp.masks if masked else None, amp
+        )
         sync(dev)
         return res.examples / (time.perf_counter() - t0)
 
@@ -199,9 +203,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ref_model.load_state_dict(exp.model.state_dict())
     params = dict(ref_model.named_parameters())
     ref_masks = {name: m.clone() for name, m in zip(exp.masks.names, exp.masks.masks)}
-    ref_opt = torch.optim.SGD(
-        ref_model.parameters(), lr=max_lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay
-    )
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=max_lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
     ref_batches = cycle_batches(loader)
 
     def reference(steps: int) -> float:

@@ -28,9 +28,7 @@ def make_cifar10(root: Path, per_batch: int = 20, n_test: int = 20, seed: int = 
         n = n_test if name == "test_batch" else per_batch
         x = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
         y = torch.randint(0, 10, (n,), generator=g)
-        label = (
-            b"testing batch 1 of 1" if name == "test_batch" else f"training batch {name[-1]} of 5".encode("ascii")
-        )
+        label = b"testing batch 1 of 1" if name == "test_batch" else f"training batch {name[-1]} of 5".encode("ascii")
         entry = {
             b"batch_label": label,
             b"labels": y.tolist(),
@@ -58,9 +56,7 @@ def _write_jpeg(path: Path, img: torch.Tensor) -> None:
 def _smooth_image(g: torch.Generator, channels: int) -> torch.Tensor:
     """A 64x64 image of smooth colour blobs (JPEG keeps those nearly intact, unlike white noise)."""
     low = torch.randint(0, 256, (1, channels, 4, 4), generator=g).float()
-    return torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear", align_corners=False)[0].to(
-        torch.uint8
-    )
+    return torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear", align_corners=False)[0].to(torch.uint8)
 
 
 def make_tiny_imagenet(

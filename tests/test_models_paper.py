@@ -37,13 +37,19 @@ MODELS = [
 ]
 
 
-@pytest.mark.parametrize("name,kw", MODELS, ids=[f"{n}{'-' + '-'.join(map(str, k.values())) if k else ''}" for n, k in MODELS])
+@pytest.mark.parametrize(
+    "name,kw", MODELS, ids=[f"{n}{'-' + '-'.join(map(str, k.values())) if k else ''}" for n, k in MODELS]
+)
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 16, 16)], ids=["1x28x28", "3x16x16"])
 def test_masked_forward_backward(name, kw, shape):
     torch.manual_seed(0)
     c, h, w = shape
     model = create_model(name, num_classes=7, in_channels=c, image_size=(h, w), **kw)
-    acts = {type(m).__name__ for m in model.modules() if "activation" in type(m).__module__ or "act" in type(m).__name__.lower()}
+    acts = {
+        type(m).__name__
+        for m in model.modules()
+        if "activation" in type(m).__module__ or "act" in type(m).__name__.lower()
+    }
     assert acts <= {"ReLU"}, f"{name} uses {acts}"
     masks = MaskSet.from_model(model)
     masks.set_([torch.rand_like(m) > 0.5 for m in masks.masks])

@@ -6,9 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-from miniatures import make_cifar10, make_tiny_imagenet
-
 from conftest import run_train
+from miniatures import make_cifar10, make_tiny_imagenet
 
 COMMON = ("dataset.val_size=50", "pruner.rounds=2", "train.epochs=1", "train.batch_size=50")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -11,8 +12,6 @@ from scyc.config import register_configs
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.speed import Speed
-
-from conftest import ROOT
 
 # preset -> (model, dataset, offset, alpha, epochs per round)
 PRESETS = {
@@ -58,7 +57,9 @@ def test_speed_switches_resolve_and_refuse_bad_values():
     conv = torch.nn.Conv2d(1, 1, 3)
     speed = Speed.from_config(cfg.train, torch.device("cpu"), conv)
     assert speed.autocast_dtype is None and not speed.channels_last and not speed.compile
-    bf16 = Speed.from_config(composed("train.precision=bf16", "train.channels_last=true").train, torch.device("cpu"), conv)
+    bf16 = Speed.from_config(
+        composed("train.precision=bf16", "train.channels_last=true").train, torch.device("cpu"), conv
+    )
     assert bf16.autocast_dtype is torch.bfloat16 and bf16.channels_last
     with bf16.autocast(torch.device("cpu")):
         assert conv(torch.randn(1, 1, 5, 5)).dtype is torch.bfloat16
