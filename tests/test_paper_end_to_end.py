@@ -62,4 +62,5 @@ def test_benchmark_writes_its_json(tmp_path):
         assert out[key] > 0, key
     assert -1 < out["mask_overhead"] < 1 and out["device"].startswith("cpu") and out["pairs"] == 4
     assert len(out["raw"]["ratios"]) == 4 and 0.15 < out["sparsity"] < 0.25
+    assert 0 < out["mask_overhead_direct"] < 1 and out["mask_apply_seconds"] > 0
     assert "mask overhead" in proc.stdout and "reference loop" in proc.stdout
