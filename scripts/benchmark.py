@@ -56,7 +56,7 @@ class BenchmarkSettings:
     steps: int = 200  # timed training steps per measurement
     warmup: int = 20  # untimed steps before the first measurement of each loop
     repeats: int = 5  # measurements per loop: steps * repeats timed steps each for the masked and unmasked loop
-    chunk_steps: int = 5  # ... timed in interleaved chunks of this many steps
+    chunk_steps: Any = "auto"  # ... timed in interleaved chunks of this many steps; auto: 1 on CPU, 20 on CUDA
     reference_repeats: int = 3
     reference_workers: Any = "auto"  # DataLoader workers of the reference loop; auto: 0 on CPU, min(8, cores) on CUDA
     sparsity_rounds: int = 1  # pruning steps taken before measuring (the first one is timed)
@@ -120,8 +120,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from scyc.experiment import Experiment
     from scyc.models import create_model
     from scyc.training import evaluate, make_optimizer, train_epoch
+    from scyc.utils import resolve_device
 
     b = cfg.benchmark
+    if b.chunk_steps == "auto":
+        b.chunk_steps = 1 if resolve_device(cfg.device).type == "cpu" else 20
     for key in ("steps", "warmup", "repeats", "chunk_steps", "reference_repeats", "sparsity_rounds"):
         if int(b[key]) < (0 if key in ("warmup", "sparsity_rounds") else 1):
             from scyc.registry import ConfigError
