@@ -23,6 +23,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     nesterov: bool = False
     skip_nonfinite: bool = False  # skip batches with a NaN/inf loss (one sync per step) instead of stopping
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    channels_last: Any = "auto"  # auto (on for CUDA conv nets) | true | false
+    compile: bool = False  # torch.compile the model
 
 
 @dataclass

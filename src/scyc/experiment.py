@@ -30,6 +30,7 @@ from scyc.models import create_model
 from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
+from scyc.speed import Speed
 from scyc.sweeps import wandb_settings
 from scyc.tracking import CsvTable, WandbRun, write_summary
 from scyc.training import evaluate, make_optimizer, train_epoch
@@ -122,8 +123,12 @@ class Experiment:
             self.masks = MaskSet.from_model(self.model, exclude=pruner_cfg.get("exclude") or ())
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        self.speed = Speed.from_config(cfg.train, self.device, self.model)
+        self.net = self.speed.prepare(self.model)  # what runs forward: self.model itself or its compiled form
+        self.data.channels_last = self.speed.channels_last
         self.snapshots = {"init": copy.deepcopy(self.model.state_dict())}
-        self.train_model = self.dist.wrap(self.model)  # DDP in data-parallel runs; shares self.model's Parameters
+        # What trains: DDP (data-parallel runs) around the model, compiled when train.compile; shares its Parameters.
+        self.train_model = self.speed.prepare(self.dist.wrap(self.model)) if self.dist.enabled else self.net
         self.generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
         self.global_step = 0
         self.results: list[RoundResult] = []
@@ -212,7 +217,10 @@ class Experiment:
         for epoch in epochs:
             t0 = time.perf_counter()
             batches = self.stop.batches(train_loader)
-            res = train_epoch(self.train_model, batches, optimizer, scheduler, self.masks, tcfg.skip_nonfinite)
+            res = train_epoch(
+                self.train_model, batches, optimizer, scheduler, self.masks, tcfg.skip_nonfinite,
+                self.speed.autocast_dtype,
+            )  # fmt: skip
             self.stop.raise_if_requested(f"in round {round_idx} epoch {epoch} after {batches.yielded} steps")
             res.loss, res.accuracy = self.dist.mean_over_ranks((res.loss, res.accuracy), res.examples)
             seconds.append(time.perf_counter() - t0)
@@ -250,7 +258,7 @@ class Experiment:
     def _evaluate(self, split: str) -> tuple[float, float]:
         """Loss and accuracy on a split; each rank evaluates its share, the sums are all-reduced."""
         loader = self.data.loader(split, self.cfg.train.eval_batch_size, **self.dist.shard)
-        loss, acc = evaluate(self.model, loader)  # nan, nan for no examples: weighted by 0 below
+        loss, acc = evaluate(self.net, loader, self.speed.autocast_dtype)  # nan, nan for no examples: weight 0
         return tuple(self.dist.mean_over_ranks((loss, acc), loader.num_examples))
 
     def _write_summary(self) -> None:

@@ -17,6 +17,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from scyc.pruning.masks import MaskSet
+from scyc.speed import autocast
 
 
 @dataclass
@@ -50,10 +51,12 @@ def train_epoch(
     scheduler: LRScheduler,
     masks: MaskSet | None,
     skip_nonfinite: bool = False,
+    amp_dtype: torch.dtype | None = None,
 ) -> EpochResult:
-    """One epoch. Each step's loss tensor is kept (no sync) so a non-finite epoch loss can be traced to its
-    first bad step (``scyc.guards.check_finite``); ``skip_nonfinite`` skips such batches instead, at the
-    cost of one device sync per step."""
+    """One epoch. ``amp_dtype`` (e.g. bf16) autocasts the forward pass and the loss. Each step's loss tensor
+    is kept (no sync) so a non-finite epoch loss can be traced to its first bad step
+    (``scyc.guards.check_finite``); ``skip_nonfinite`` skips such batches instead, at the cost of one device
+    sync per step."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -64,8 +67,9 @@ def train_epoch(
     skipped = 0
     for x, y in batches:
         lrs.append(optimizer.param_groups[0]["lr"])
-        out = model(x)
-        loss = F.cross_entropy(out, y)
+        with autocast(device, amp_dtype):
+            out = model(x)
+            loss = F.cross_entropy(out, y)
         step_losses.append(loss.detach())
         if skip_nonfinite and not bool(torch.isfinite(loss)):
             skipped += 1
@@ -92,7 +96,9 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], amp_dtype: torch.dtype | None = None
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (fraction in [0, 1]) over all batches."""
     model.eval()
     device = next(model.parameters()).device
@@ -100,8 +106,9 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     for x, y in batches:
-        out = model(x)
-        loss_sum += F.cross_entropy(out, y, reduction="sum")
+        with autocast(device, amp_dtype):
+            out = model(x)
+        loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
         seen += len(y)
     if seen == 0:

@@ -4,6 +4,11 @@ On CUDA this is the airbench approach: the uint8 data set sits on the GPU, each 
 permutation there, and crops, flips and normalisation are a handful of batched tensor ops. On the CPU
 the same code runs on CPU tensors (indexing copies only the batch). There is exactly one definition of
 the augmentation (``augment_batch``), used by every path.
+
+When a data set does not fit on the device (``build_data`` keeps it in pinned CPU memory then), the
+loader is *staged*: the permutation and every random draw still come from the same generator on the
+target device, only the uint8 batch is gathered on the CPU and copied over asynchronously
+(``non_blocking``) before being augmented there, so both placements give identical batches.
 """
 
 from __future__ import annotations
@@ -118,6 +123,7 @@ class TensorLoader:
         augment: Augment | None = None,
         generator: torch.Generator | None = None,
         channels_last: bool = False,
+        device: torch.device | str | None = None,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -142,9 +148,12 @@ class TensorLoader:
         self.augment = augment if augment is not None and augment.active else None
         self.generator = generator
         self.channels_last = channels_last
+        self.device = torch.device(device) if device is not None else x.device
+        # staged: data in (pinned) CPU memory, batches computed on another device
+        self.staged = self.device != x.device
         shape = (1, len(mean), 1, 1)
-        self.mean = torch.tensor(mean, device=x.device, dtype=torch.float32).view(shape) * 255
-        self.inv_std = 1.0 / (torch.tensor(std, device=x.device, dtype=torch.float32).view(shape) * 255)
+        self.mean = torch.tensor(mean, device=self.device, dtype=torch.float32).view(shape) * 255
+        self.inv_std = 1.0 / (torch.tensor(std, device=self.device, dtype=torch.float32).view(shape) * 255)
 
     def __len__(self) -> int:
         n = len(self.x)
@@ -168,10 +177,17 @@ class TensorLoader:
             out = out.contiguous(memory_format=torch.channels_last)
         return out
 
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and not t.is_pinned():
+            t = t.pin_memory()
+        return t.to(self.device, non_blocking=True)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
         if self.shuffle:
-            order = torch.randperm(n, device=self.x.device, generator=self.generator)
+            order = torch.randperm(n, device=self.device, generator=self.generator)
+            if self.staged:
+                order = order.to(self.x.device)  # one sync per epoch
         else:
             order = None
         for b in range(len(self)):
@@ -182,6 +198,8 @@ class TensorLoader:
             else:
                 idx = order[lo + start : lo + stop]
                 xb, yb = self.x[idx], self.y[idx]
+            if self.staged:
+                xb, yb = self._to_device(xb), self._to_device(yb)
             if self.augment is not None:
                 xb = augment_batch(xb, self.augment, self.generator, draw=hi - lo, offset=start)
             if stop == start:

@@ -1,6 +1,6 @@
 """Models: one registry, one ``create_model`` (as timm's), every architecture ReLU-based.
 
-A registered factory takes ``num_classes``, ``in_channels`` and ``image_size`` (from the data set)
+A name no factory claims is looked up in timm (``scyc.models.timm_models``). A registered factory takes ``num_classes``, ``in_channels`` and ``image_size`` (from the data set)
 plus its own keyword arguments from ``conf/model/<name>.yaml``.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from scyc.registry import Registry, import_submodules
+from scyc.registry import ConfigError, Registry, import_submodules
 
 MODELS: Registry[nn.Module] = Registry("model")
 
@@ -19,7 +19,21 @@ def create_model(
     name: str, *, num_classes: int, in_channels: int, image_size: tuple[int, int], **kwargs: Any
 ) -> nn.Module:
     params = dict(kwargs, num_classes=num_classes, in_channels=in_channels, image_size=tuple(image_size))
-    return MODELS.build(name, params, key="model")
+    if name not in MODELS and "." not in name:
+        from scyc.models.timm_models import is_timm_model, timm_model
+
+        if is_timm_model(name):
+            return timm_model(name, **params)
+        raise ConfigError(
+            f"unknown model '{name}'; choose one of: {', '.join(MODELS.names())}, or any timm model name "
+            "(timm.list_models()), or a dotted import path"
+        )
+    try:
+        return MODELS.build(name, params, key="model")
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"model={name}: {exc}") from exc
 
 
 import_submodules("scyc.models")
