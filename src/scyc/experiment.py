@@ -27,6 +27,7 @@ from scyc.callbacks import Callback
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
 from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
+from scyc.pruning.accounting import pruning_callbacks
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.tracking import CsvTable, WandbRun, save_checkpoint, write_summary
@@ -124,7 +125,7 @@ class Experiment:
 
     def build_callbacks(self) -> list[Callback]:
         """The measurement and bookkeeping hooks of this run (see ``scyc.callbacks``)."""
-        return []
+        return [*pruning_callbacks(self.cfg)]
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
