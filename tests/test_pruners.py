@@ -237,3 +237,19 @@ def test_global_magnitude_prunes_only_the_smallest():
     kept = torch.cat([p[m.bool()].abs() for p, m in zip(masks.params, masks.masks)])
     gone = torch.cat([(lenet5().state_dict()[n][~m.bool()]).abs() for n, m in zip(masks.names, masks.masks)])
     assert kept.min() >= gone.max()
+
+
+@pytest.mark.parametrize("case", ["random", "ties_and_inf", "sample_misleads"])
+def test_kth_smallest_matches_kthvalue(case):
+    from scyc.pruning.base import kth_smallest
+
+    g = torch.Generator().manual_seed(0)
+    n = 2**21 + 17
+    x = torch.rand(n, generator=g)
+    if case == "ties_and_inf":
+        x = (x * 50).floor()
+        x[torch.rand(n, generator=g) < 0.3] = float("inf")
+    if case == "sample_misleads":
+        x[::64] = 0.0  # every sampled entry is 0: the band misses most k, the full kthvalue must take over
+    for k in (1, 1000, n // 3, n // 2, int(0.69 * n)):
+        assert kth_smallest(x, k) == torch.kthvalue(x, k).values, k

@@ -53,6 +53,31 @@ def _kthvalue(scores: torch.Tensor, k: int) -> torch.Tensor:
     return torch.kthvalue(scores.cpu() if scores.device.type == "mps" else scores, k).values.to(scores.device)
 
 
+def kth_smallest(scores: torch.Tensor, k: int, stride: int = 64) -> torch.Tensor:
+    """The ``k``-th smallest entry (1-based) of a flat tensor, as ``torch.kthvalue`` but faster on large inputs.
+
+    Sample-select: the quantile ``k / n`` of every ``stride``-th entry brackets the answer in a band
+    ``[lo, hi]``; one pass counts the entries below ``lo``, and the answer is found by ``kthvalue`` inside
+    the (small) band. The result is exact: if the band misses the answer, the full ``kthvalue`` is used.
+    """
+    n = scores.numel()
+    if n < 2**20:
+        return _kthvalue(scores, k)
+    sample = scores[::stride]
+    m = sample.numel()
+    q = k / n
+    margin = max(64, int(4 * (m * q * (1 - q)) ** 0.5))
+    centre = round(q * m)
+    lo = _kthvalue(sample, min(m, max(1, centre - margin)))
+    hi = _kthvalue(sample, min(m, max(1, centre + margin)))
+    below = int(torch.count_nonzero(scores < lo))
+    if below < k:
+        band = scores[(scores >= lo) & (scores <= hi)]
+        if below + band.numel() >= k:
+            return _kthvalue(band, k - below)
+    return _kthvalue(scores, k)
+
+
 def select_lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean mask of exactly ``k`` entries with the smallest scores; ties go to the lower index."""
     n = scores.numel()
@@ -60,12 +85,19 @@ def select_lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"cannot select {k} of {n} entries")
     if k == 0:
         return torch.zeros(n, dtype=torch.bool, device=scores.device)
-    threshold = _kthvalue(scores, k)
+    threshold = kth_smallest(scores, k)
     out = scores < threshold
-    n_below = int(out.sum())
-    ties = (scores == threshold).nonzero().squeeze(1)[: k - n_below]
-    out[ties] = True
+    n_below = int(torch.count_nonzero(out))
+    if n_below < k:
+        ties = (scores == threshold).nonzero().squeeze(1)[: k - n_below]
+        out[ties] = True
     return out
+
+
+def count_per_layer(flags: torch.Tensor, numels: Sequence[int]) -> list[int]:
+    """Number of True entries of a flat bool tensor in each consecutive segment of the given sizes."""
+    sums = [seg.view(torch.uint8).sum(dtype=torch.int64) for seg in flags.split(list(numels))]
+    return [int(c) for c in torch.stack(sums).tolist()]
 
 
 def apportion(k: int, sizes: Sequence[int], caps: Sequence[int]) -> list[int]:
@@ -113,9 +145,10 @@ class Pruner(ABC):
     def scores(self, masks: MaskSet, ctx: PruneContext) -> list[torch.Tensor]:
         """One score tensor per masked weight, same shapes; higher means keep. Pruned entries are ignored."""
 
-    def floors(self, masks: MaskSet) -> list[int]:
+    def floors(self, masks: MaskSet, alive_counts: Sequence[int] | None = None) -> list[int]:
         """Weights each layer must keep: ``max(1, ceil(min_remaining * numel))``, or all it has if fewer."""
-        return [min(a, max(1, math.ceil(self.min_remaining * n))) for a, n in zip(masks.alive_counts(), masks.numels)]
+        alive_counts = masks.alive_counts() if alive_counts is None else alive_counts
+        return [min(a, max(1, math.ceil(self.min_remaining * n))) for a, n in zip(alive_counts, masks.numels)]
 
     @torch.no_grad()
     def prune(self, masks: MaskSet, ctx: PruneContext) -> list[torch.Tensor]:
@@ -126,7 +159,7 @@ class Pruner(ABC):
         alive_counts = masks.alive_counts()
         alive = sum(alive_counts)
         k = round(self.rate * alive)
-        floors = self.floors(masks)
+        floors = self.floors(masks, alive_counts)
         caps = [a - f for a, f in zip(alive_counts, floors)]
         if k > sum(caps):
             raise ConfigError(
@@ -135,36 +168,42 @@ class Pruner(ABC):
                 f"pruner.rounds"
             )
         buf, flat_alive = self._flat_scores(scores, masks)
-        segments = buf.split(masks.numels)
         if self.scope == "layer":
-            chosen = torch.zeros_like(flat_alive)
-            for seg, out, k_l in zip(segments, chosen.split(masks.numels), apportion(k, alive_counts, caps)):
+            chosen = torch.empty_like(flat_alive)
+            for seg, out, k_l in zip(
+                buf.split(masks.numels), chosen.split(masks.numels), apportion(k, alive_counts, caps)
+            ):
                 out.copy_(select_lowest(seg, k_l))
         else:
-            chosen = self._select_global(buf, segments, k, caps)
-        new = flat_alive & ~chosen
+            chosen = self._select_global(buf, masks.numels, k, caps)
+        new = flat_alive.logical_and_(chosen.logical_not_())
         return [t.view_as(m) for t, m in zip(new.split(masks.numels), masks.masks)]
 
     @staticmethod
     def _flat_scores(scores: Sequence[torch.Tensor], masks: MaskSet) -> tuple[torch.Tensor, torch.Tensor]:
-        """All scores in one buffer, surviving ones finite, pruned ones ``+inf``; and the flat alive mask."""
+        """All scores in one flat buffer (surviving ones clamped finite, pruned ones ``+inf``), and the
+        flat boolean alive mask."""
         dtype = functools.reduce(torch.promote_types, (s.dtype for s in scores), torch.float32)
         if not dtype.is_floating_point:
             dtype = torch.float32
         device = masks.masks[0].device
-        for s, m, name in zip(scores, masks.masks, masks.names):
+        big = torch.finfo(dtype).max
+        buf = torch.empty(masks.total, dtype=dtype, device=device)
+        flat_alive = torch.empty(masks.total, dtype=torch.bool, device=device)
+        for s, m, seg, alive, name in zip(
+            scores, masks.masks, buf.split(masks.numels), flat_alive.split(masks.numels), masks.names
+        ):
             if s.shape != m.shape:
                 raise ValueError(f"score shape {tuple(s.shape)} does not match weight {name} {tuple(m.shape)}")
-        buf = torch.cat([s.detach().reshape(-1).to(device, dtype) for s in scores])
-        flat_alive = torch.cat([m.reshape(-1) != 0 for m in masks.masks])
+            torch.ne(m.reshape(-1), 0, out=alive)
+            torch.nan_to_num(s.detach().reshape(-1).to(device, dtype), nan=math.nan, posinf=big, neginf=-big, out=seg)
+            seg.masked_fill_(~alive, math.inf)
         if torch.isnan(buf).any():
             raise ValueError("pruning scores contain NaN")
-        big = torch.finfo(dtype).max
-        buf.clamp_(-big, big).masked_fill_(~flat_alive, math.inf)
         return buf, flat_alive
 
     @staticmethod
-    def _select_global(buf: torch.Tensor, segments: Sequence[torch.Tensor], k: int, caps: Sequence[int]):
+    def _select_global(buf: torch.Tensor, numels: Sequence[int], k: int, caps: Sequence[int]) -> torch.Tensor:
         """The ``k`` lowest entries of ``buf``, at most ``caps[l]`` in layer ``l``.
 
         Unconstrained selection first (the usual case); where a layer would lose more than its cap, its
@@ -172,9 +211,10 @@ class Pruner(ABC):
         protected at most once, so this loops at most once per layer.
         """
         protected: set[int] = set()
+        segments = buf.split(list(numels))
         while True:
             chosen = select_lowest(buf, k)
-            counts = torch.stack([c.sum() for c in chosen.split([s.numel() for s in segments])]).tolist()
+            counts = count_per_layer(chosen, numels)
             over = [i for i, (c, cap) in enumerate(zip(counts, caps)) if c > cap and i not in protected]
             if not over:
                 return chosen

@@ -82,7 +82,9 @@ class MaskSet:
         self.apply_()
 
     def alive_counts(self) -> list[int]:
-        return [int(c) for c in torch.stack([m.sum() for m in self.masks]).tolist()]
+        # float32 sums of 0/1 are exact below 2**24 entries; larger layers accumulate in float64
+        sums = [m.sum(dtype=torch.float64 if m.numel() >= 2**24 else None) for m in self.masks]
+        return [int(c) for c in torch.stack([s.double() for s in sums]).tolist()]
 
     def layer_sparsity(self) -> dict[str, float]:
         return {n: (t - a) / t for n, a, t in zip(self.names, self.alive_counts(), self.numels)}
