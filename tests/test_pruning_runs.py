@@ -19,12 +19,12 @@ def layer_table(run_dir):
 
 
 def test_layerwise_rewind_epoch_run_has_equal_layer_sparsity(train):
-    run_dir, _ = train(*TINY, "pruner=layerwise_magnitude", "pruner.reset=rewind_epoch", "pruner.rounds=3")
-    assert pd.read_csv(run_dir / "results.csv")["sparsity"].tolist() == pytest.approx([0, 0.2, 0.36], abs=1e-4)
+    run_dir, _ = train(*TINY, "pruner=layerwise_magnitude", "pruner.reset=rewind_epoch", "pruner.rounds=2")
+    assert pd.read_csv(run_dir / "results.csv")["sparsity"].tolist() == pytest.approx([0, 0.2], abs=1e-4)
     table = layer_table(run_dir)
-    assert len(table) == 3 * 5
+    assert len(table) == 2 * 5
     for r, group in table.groupby("round"):
-        assert (group["sparsity"] - [0, 0.2, 0.36][r]).abs().max() <= 1.0 / group["numel"].min()
+        assert (group["sparsity"] - [0, 0.2][r]).abs().max() <= 1.0 / group["numel"].min()
 
 
 def test_lamp_reinit_with_exclusion(train):
