@@ -28,6 +28,7 @@ from scyc.callbacks import Callback
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
 from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
+from scyc.pruning.accounting import pruning_callbacks
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.speed import Speed
@@ -140,7 +141,10 @@ class Experiment:
 
     def build_callbacks(self) -> list[Callback]:
         """The measurement and bookkeeping hooks of this run (see ``scyc.callbacks``)."""
-        return [distributed.MaskDigestCheck()] if self.dist.enabled else []
+        callbacks: list[Callback] = [*pruning_callbacks(self.cfg)]
+        if self.dist.enabled:
+            callbacks.append(distributed.MaskDigestCheck())
+        return callbacks
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:

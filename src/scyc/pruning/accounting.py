@@ -1,0 +1,75 @@
+"""Pruning bookkeeping as round-loop callbacks: per-layer sparsity, and the weight-rewinding snapshot.
+
+``LayerSparsity`` writes ``layer_sparsity.csv`` (``round, layer, numel, sparsity``; one row per prunable
+layer per round, written at the start of the round, i.e. the sparsity the round trains at; layers kept
+dense by ``pruner.exclude`` are not prunable and not listed).
+
+``RewindSnapshot`` (only when ``pruner.reset=rewind_epoch``) stores the model's state dict in
+``exp.snapshots["rewind"]`` after ``pruner.rewind_epoch`` epochs of round 0: ``0`` is the initialisation,
+``e`` in ``1..train.epochs`` the weights at the end of epoch ``e`` (counting from 1) of the dense round.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+from scyc.callbacks import Callback
+from scyc.registry import ConfigError
+from scyc.tracking import CsvTable
+
+if TYPE_CHECKING:
+    from scyc.experiment import Experiment
+
+LAYER_COLUMNS = ["round", "layer", "numel", "sparsity"]
+
+
+class LayerSparsity(Callback):
+    """Rows of rounds at or after the current one are replaced, so a resumed run never lists a round twice."""
+
+    def on_run_start(self, exp: Experiment) -> None:
+        self.table = CsvTable(exp.run_dir / "layer_sparsity.csv", LAYER_COLUMNS)
+
+    def on_round_start(self, exp: Experiment, round_idx: int) -> None:
+        masks = exp.masks
+        rows = [
+            {"round": round_idx, "layer": name, "numel": n, "sparsity": (n - a) / n}
+            for name, n, a in zip(masks.names, masks.numels, masks.alive_counts())
+        ]
+        if not exp.dist.is_main:  # data-parallel runs: rank 0 writes
+            return
+        path = self.table.path
+        earlier = []
+        if path.exists():
+            with open(path, newline="") as fh:
+                earlier = [r for r in csv.DictReader(fh) if int(r["round"]) < round_idx]
+        self.table.reset(earlier + rows)
+
+
+class RewindSnapshot(Callback):
+    def __init__(self, rewind_epoch: Any, epochs: int) -> None:
+        if isinstance(rewind_epoch, bool) or not isinstance(rewind_epoch, int) or not 0 <= rewind_epoch <= epochs:
+            raise ConfigError(
+                f"pruner.rewind_epoch={rewind_epoch} is not allowed with train.epochs={epochs}: it must be an "
+                f"integer in [0, {epochs}] (0 = the initialisation, e = after e epochs of round 0)"
+            )
+        self.rewind_epoch = rewind_epoch
+
+    def on_run_start(self, exp: Experiment) -> None:
+        if self.rewind_epoch == 0:
+            exp.snapshots["rewind"] = exp.snapshots["init"]
+
+    def on_epoch_end(self, exp: Experiment, round_idx: int, epoch: int, row: dict[str, Any]) -> None:
+        if round_idx == 0 and epoch + 1 == self.rewind_epoch:
+            exp.snapshots["rewind"] = copy.deepcopy(exp.model.state_dict())
+
+
+def pruning_callbacks(cfg: DictConfig) -> list[Callback]:
+    """The pruning callbacks a run needs: always ``LayerSparsity``; ``RewindSnapshot`` for rewind_epoch."""
+    callbacks: list[Callback] = [LayerSparsity()]
+    if cfg.pruner.get("reset", "finetune") == "rewind_epoch":
+        callbacks.append(RewindSnapshot(cfg.pruner.get("rewind_epoch"), int(cfg.train.epochs)))
+    return callbacks
