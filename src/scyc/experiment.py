@@ -211,6 +211,13 @@ class Experiment:
             round_seconds=time.perf_counter() - start,
         )
 
+    def search_round(self, round_idx: int, candidates: list[float]) -> RoundResult:
+        """The oracle: train each ``max_lr`` candidate from the same post-prune state, keep the best by
+        validation accuracy (ties: the smaller max_lr) and carry it on. See ``scyc.oracle``."""
+        from scyc.oracle import search_round
+
+        return search_round(self, round_idx, candidates)
+
     def _record_epoch(self, r, epoch, sparsity, max_lr, res, val_loss, val_acc, test_loss, test_acc, secs) -> None:
         first = self.global_step
         self.lr_csv.stream([
@@ -263,9 +270,10 @@ class Experiment:
                     self.prune()
                 self._call("on_round_start", r)
                 candidates = self.schedule.candidates(r, self.masks.sparsity())
-                if len(candidates) != 1:
-                    raise ConfigError(f"schedule '{self.schedule.name}' gave {len(candidates)} max_lr candidates")
-                result = self.train_round(r, candidates[0])
+                if len(candidates) == 1:
+                    result = self.train_round(r, candidates[0])
+                else:
+                    result = self.search_round(r, candidates)
                 self._record_round(result)
                 bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
         except BaseException as exc:
