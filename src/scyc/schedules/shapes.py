@@ -64,6 +64,7 @@ class Shape(ABC):
     def check_max_lr(self, lowest: float) -> None:
         """Refuse, at start-up, parameters that no round could use: ``lowest`` is the smallest ``max_lr``
         the policy can give (e.g. a floor LR above it). The default accepts everything."""
+        return None
 
 
 @SHAPES.register("constant")

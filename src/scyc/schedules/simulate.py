@@ -42,6 +42,13 @@ def simulate(
         for c, max_lr in enumerate(schedule.candidates(r, sparsity)):
             for i, lr in enumerate(round_trace(schedule, max_lr, total, steps_per_epoch)):
                 rows.append(
-                    {"round": r, "candidate": c, "max_lr": max_lr, "sparsity": sparsity, "step": r * total + i, "lr": lr}
+                    {
+                        "round": r,
+                        "candidate": c,
+                        "max_lr": max_lr,
+                        "sparsity": sparsity,
+                        "step": r * total + i,
+                        "lr": lr,
+                    }
                 )
     return rows
