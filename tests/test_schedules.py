@@ -315,3 +315,19 @@ def test_every_option_trains_a_tiny_run(option, tmp_path):
     for r, g in trace.groupby("round"):
         assert g["lr"].max() <= results.loc[r, "max_lr"] + 1e-12
     assert (tmp_path / "oracle.csv").exists() == (option == "oracle")
+
+
+# ------------------------------------------------------------------------------------------- the figure
+def test_plot_schedules_writes_one_figure(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plot_schedules", ROOT / "scripts" / "plot_schedules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "lr.png"
+    args = ["schedule=scyc,lr_rewind,oracle", "pruner.rounds=3", "train.epochs=2", "--steps-per-epoch", "10"]
+    assert module.main([*args, "--out", str(out)]) == out
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.strip() == str(out)
+    with pytest.raises(SystemExit, match="t0_epochs"):
+        module.main(["schedule=scyc", "schedule.t0_epochs=0", "--steps-per-epoch", "10", "--out", str(out)])
