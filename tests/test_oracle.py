@@ -158,4 +158,4 @@ def test_oracle_needs_a_validation_set(tmp_path):
         "wandb.mode=disabled", "progress=false",
     )  # fmt: skip
     with pytest.raises(ConfigError, match="val_size"):
-        StubExperiment(cfg, tmp_path).run()
+        StubExperiment(cfg, tmp_path)

@@ -85,6 +85,10 @@ def validate(cfg: DictConfig) -> None:
     for key, value, ok, allowed in checks:
         if value is None or not ok(value):
             raise ConfigError(f"{key}={value} is not allowed: it must be {allowed}")
+    if cfg.schedule.get("policy") == "grid" and not cfg.dataset.get("val_size"):
+        raise ConfigError(
+            f"dataset.val_size={cfg.dataset.get('val_size')}: the oracle (grid policy) needs a validation set"
+        )
     if cfg.pruner.get("reset", "finetune") not in RESETS:
         RESETS.get(cfg.pruner.reset)  # raises with the list of resets (or imports a dotted path)
 
@@ -311,4 +315,8 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    return float(experiment.run()["final_val_acc"])
+    try:
+        return float(experiment.run()["final_val_acc"])
+    except ConfigError as exc:  # bad input only detectable once the data are known (e.g. a round too short)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
