@@ -90,6 +90,10 @@ def validate(cfg: DictConfig) -> None:
     for key, value, ok, allowed in checks:
         if value is None or not ok(value):
             raise ConfigError(f"{key}={value} is not allowed: it must be {allowed}")
+    if cfg.schedule.get("policy") == "grid" and not cfg.dataset.get("val_size"):
+        raise ConfigError(
+            f"dataset.val_size={cfg.dataset.get('val_size')}: the oracle (grid policy) needs a validation set"
+        )
     if cfg.pruner.get("reset", "finetune") not in RESETS:
         RESETS.get(cfg.pruner.reset)  # raises with the list of resets (or imports a dotted path)
 
@@ -202,7 +206,7 @@ class Experiment:
         self.reset(self.model, self.masks, self.snapshots, self.generator)
         self.dist.broadcast_module(self.model)
 
-    def train_round(self, round_idx: int, max_lr: float) -> RoundResult:
+    def train_round(self, round_idx: int, max_lr: float, epoch_checkpoints: bool = True) -> RoundResult:
         tcfg = self.cfg.train
         sparsity = self.masks.sparsity()
         optimizer = make_optimizer(self.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
@@ -236,7 +240,7 @@ class Experiment:
             self._record_epoch(
                 round_idx, epoch, sparsity, max_lr, res, val_loss, val_acc, test_loss, test_acc, seconds[-1]
             )
-            if epoch + 1 < tcfg.epochs:  # after the round's last epoch the round checkpoint follows
+            if epoch_checkpoints and epoch + 1 < tcfg.epochs:  # after the last epoch the round checkpoint follows
                 progress = dict(best=list(best), seconds=seconds, elapsed=time.perf_counter() - start, max_lr=max_lr)
                 checkpoint.save_state(self, "epoch", (round_idx, epoch + 1), optimizer, scheduler, progress)
                 self.stop.raise_if_requested(f"after round {round_idx} epoch {epoch}")
@@ -268,6 +272,13 @@ class Experiment:
     def _write_summary(self) -> None:
         if self.dist.is_main:
             write_summary(self.run_dir / "summary.json", self.summary)
+
+    def search_round(self, round_idx: int, candidates: list[float]) -> RoundResult:
+        """The oracle: train each ``max_lr`` candidate from the same post-prune state, keep the best by
+        validation accuracy (ties: the smaller max_lr) and carry it on. See ``scyc.oracle``."""
+        from scyc.oracle import search_round
+
+        return search_round(self, round_idx, candidates)
 
     def _record_epoch(self, r, epoch, sparsity, max_lr, res, val_loss, val_acc, test_loss, test_acc, secs) -> None:
         first = self.global_step
@@ -316,9 +327,10 @@ class Experiment:
                 if not mid_round:
                     self._call("on_round_start", r)
                 candidates = self.schedule.candidates(r, self.masks.sparsity())
-                if len(candidates) != 1:
-                    raise ConfigError(f"schedule '{self.schedule.name}' gave {len(candidates)} max_lr candidates")
-                result = self.train_round(r, candidates[0])
+                if len(candidates) == 1:
+                    result = self.train_round(r, candidates[0])
+                else:
+                    result = self.search_round(r, candidates)
                 self._record_round(result)
                 checkpoint.save_state(self, "round", (r + 1, 0))
                 self.stop.raise_if_requested(f"after round {r}")

@@ -43,6 +43,14 @@ class CsvTable:
         else:
             self.path.unlink(missing_ok=True)
 
+    def keep_rounds_before(self, round_idx: int) -> None:
+        """Keep only the file's rows of rounds before ``round_idx`` (a resumed run redoes the later ones)."""
+        rows: list[dict[str, Any]] = []
+        if self.path.exists():
+            with open(self.path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["round"]) < round_idx]
+        self.reset(rows)
+
     def stream(self, rows: Sequence[Mapping[str, Any]]) -> None:
         new = not self.path.exists()
         with open(self.path, "a") as fh:

@@ -12,7 +12,6 @@ dense by ``pruner.exclude`` are not prunable and not listed).
 from __future__ import annotations
 
 import copy
-import csv
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
@@ -39,14 +38,9 @@ class LayerSparsity(Callback):
             {"round": round_idx, "layer": name, "numel": n, "sparsity": (n - a) / n}
             for name, n, a in zip(masks.names, masks.numels, masks.alive_counts())
         ]
-        if not exp.dist.is_main:  # data-parallel runs: rank 0 writes
-            return
-        path = self.table.path
-        earlier = []
-        if path.exists():
-            with open(path, newline="") as fh:
-                earlier = [r for r in csv.DictReader(fh) if int(r["round"]) < round_idx]
-        self.table.reset(earlier + rows)
+        if exp.dist.is_main:  # data-parallel runs: rank 0 writes
+            self.table.keep_rounds_before(round_idx)
+            self.table.stream(rows)
 
 
 class RewindSnapshot(Callback):

@@ -32,7 +32,7 @@ def s_curve(sparsity: float, beta: float) -> float:
 
 
 def _non_negative(key: str, value: float) -> None:
-    if value is None or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"schedule.{key}={value} is not allowed: learning rates must be finite and >= 0")
 
 
@@ -44,16 +44,34 @@ class MaxLRPolicy(ABC):
     def candidates(self, round_idx: int, sparsity: float) -> list[float]:
         return [self.max_lr(round_idx, sparsity)]
 
+    def lowest(self) -> float | None:
+        """The smallest ``max_lr`` this policy can give in any round (None: unknown), so that shapes can
+        refuse a floor above it at start-up."""
+        return None
+
 
 @POLICIES.register("constant")
 class ConstantPolicy(MaxLRPolicy):
-    """The same peak LR every round (``schedule.lr``)."""
+    """The same peak LR every round: ``schedule.lr`` or ``schedule.max_lr`` (exactly one of them).
 
-    def __init__(self, lr: float) -> None:
-        _non_negative("lr", lr)
-        self.lr = float(lr)
+    Both names exist because options read better with one or the other: ``lr`` for a flat or
+    decaying schedule (constant, lr_rewind), ``max_lr`` for one with a peak (cyclic, warmup, sgdr, one_cycle).
+    """
+
+    def __init__(self, lr: float | None = None, max_lr: float | None = None) -> None:
+        if (lr is None) == (max_lr is None):
+            raise ConfigError(
+                f"schedule: the constant policy needs exactly one of schedule.lr or schedule.max_lr "
+                f"(got lr={lr}, max_lr={max_lr})"
+            )
+        key, value = ("lr", lr) if lr is not None else ("max_lr", max_lr)
+        _non_negative(key, value)
+        self.lr = float(value)
 
     def max_lr(self, round_idx: int, sparsity: float) -> float:
+        return self.lr
+
+    def lowest(self) -> float:
         return self.lr
 
 
@@ -69,9 +87,12 @@ class SCurvePolicy(MaxLRPolicy):
                 f"schedule.max_lr_low={max_lr_low} > schedule.max_lr_high={max_lr_high}: "
                 "the S-curve needs max_lr_low <= max_lr_high"
             )
-        if beta is None or not math.isfinite(beta) or beta <= 0:
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
             raise ConfigError(f"schedule.beta={beta} is not allowed: beta must be > 0")
         self.low, self.high, self.beta = float(max_lr_low), float(max_lr_high), float(beta)
 
     def max_lr(self, round_idx: int, sparsity: float) -> float:
         return self.low + (self.high - self.low) * s_curve(sparsity, self.beta)
+
+    def lowest(self) -> float:
+        return self.low

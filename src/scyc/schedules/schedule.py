@@ -58,11 +58,15 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     if unused:
         raise ConfigError(
             f"schedule: key(s) {', '.join(unused)} are used by neither policy '{cfg['policy']}' nor "
-            f"shape '{cfg['shape']}'"
+            f"shape '{cfg['shape']}' (drop them from the command line with "
+            f"{' '.join('~schedule.' + k for k in unused)})"
         )
     try:
         policy = policy_cls(**policy_params)
         shape = shape_cls(**shape_params)
     except TypeError as exc:  # a required parameter is missing
         raise ConfigError(f"schedule '{cfg['name']}': {exc}") from exc
+    lowest = policy.lowest() if hasattr(policy, "lowest") else None
+    if lowest is not None and hasattr(shape, "check_max_lr"):
+        shape.check_max_lr(lowest)
     return Schedule(name=str(cfg["name"]), policy=policy, shape=shape)

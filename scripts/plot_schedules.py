@@ -1,0 +1,111 @@
+"""Draw the LR of every optimiser step of a whole pruning run for several schedule options, without training.
+
+    python scripts/plot_schedules.py schedule=scyc,cyclic,lr_rewind,warmup,sgdr
+    python scripts/plot_schedules.py schedule=scyc,silo,oracle pruner.rounds=10 train.epochs=3 --out lr.png
+    python scripts/plot_schedules.py schedule=scyc,one_cycle --steps-per-epoch 100
+
+Each option is composed from conf/ with Hydra's compose API (the other overrides apply to every option),
+its schedule is built with ``build_schedule`` and stepped exactly as the round loop steps it, round r
+being trained at the nominal sparsity 1 - (1 - pruner.rate) ** r. Steps per epoch come from the data
+set (its training split after ``dataset.val_size`` / ``dataset.train_subset``, over ``train.batch_size``,
+last partial batch dropped, as in training) unless ``--steps-per-epoch`` is given. The oracle's grid
+values are drawn as faint lines (the value a run picks is known only after training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str]]:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("overrides", nargs="*", help="schedule=a,b,c plus Hydra overrides applied to every option")
+    parser.add_argument("--out", default="outputs/figures/schedules.png", help="figure path (png, pdf or svg)")
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="skip reading the data set")
+    parser.add_argument("--dpi", type=int, default=110)
+    args = parser.parse_args(argv)
+    options = [o.split("=", 1)[1].split(",") for o in args.overrides if o.startswith("schedule=")]
+    if not options:
+        parser.error("name the options to draw, e.g. schedule=scyc,cyclic,lr_rewind")
+    rest = [o for o in args.overrides if not o.startswith("schedule=")]
+    return args, [name for group in options for name in group if name], rest
+
+
+def steps_per_epoch(cfg) -> int:
+    import torch
+    from omegaconf import OmegaConf
+
+    from scyc.data import build_data
+
+    data = build_data(OmegaConf.to_container(cfg.dataset, resolve=True), torch.device("cpu"), cfg.data_dir)
+    n = len(data.train[1])
+    return max(1, n // cfg.train.batch_size) if n >= cfg.train.batch_size else 1
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args, options, overrides = parse(sys.argv[1:] if argv is None else argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from scyc.config import register_configs
+    from scyc.registry import ConfigError
+    from scyc.schedules import build_schedule
+    from scyc.schedules.simulate import pruning_sparsities, simulate
+
+    register_configs()
+    cfgs = {}
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for name in options:
+            try:
+                cfgs[name] = compose("config", overrides=[f"schedule={name}", *overrides])
+            except Exception as exc:  # Hydra's errors name the bad override
+                sys.exit(f"error: schedule={name} {' '.join(overrides)}: {exc}")
+    first = next(iter(cfgs.values()))
+    spe = args.steps_per_epoch or steps_per_epoch(first)
+    rounds, rate, epochs = int(first.pruner.rounds), float(first.pruner.rate), int(first.train.epochs)
+    sparsities = pruning_sparsities(rounds, rate)
+
+    fig, axes = plt.subplots(len(cfgs), 1, figsize=(9, 1.45 * len(cfgs) + 0.6), sharex=True, squeeze=False)
+    for ax, (name, cfg) in zip(axes[:, 0], cfgs.items()):
+        try:
+            sched = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
+            df = pd.DataFrame(simulate(sched, sparsities, epochs, spe))
+        except ConfigError as exc:
+            sys.exit(f"error: schedule={name}: {exc}")
+        grid = df["candidate"].nunique() > 1
+        for _, g in df.groupby("candidate"):
+            ax.plot(g["step"], g["lr"], lw=0.9, color="C0", alpha=0.35 if grid else 1.0)
+        for r in range(1, rounds):
+            ax.axvline(r * epochs * spe, color="0.85", lw=0.6, zorder=0)
+        label = f"{name}  ({cfg.schedule.policy} x {cfg.schedule.shape})" + ("  every grid value" if grid else "")
+        ax.set_title(label, fontsize=8.5, loc="left", pad=2)
+        ax.set_ylabel("LR", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_ylim(bottom=0)
+    axes[-1, 0].set_xlabel(
+        f"optimiser step ({rounds} rounds x {epochs} epochs x {spe} steps; pruning {rate:g} per round, "
+        f"sparsity 0 -> {sparsities[-1]:.3f})",
+        fontsize=8,
+    )
+    fig.tight_layout(h_pad=0.4)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=args.dpi)
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
