@@ -66,7 +66,7 @@ class StubExperiment(Experiment):
         self.starts: dict[tuple[int, float], dict] = {}
         self.ends: dict[tuple[int, float], dict] = {}
 
-    def train_round(self, round_idx, max_lr):
+    def train_round(self, round_idx, max_lr, epoch_checkpoints=True):
         self.starts[(round_idx, max_lr)] = snapshot(self)
         drift = torch.rand((), generator=self.generator) + torch.rand(()) + random.random() + np.random.rand()
         with torch.no_grad():
