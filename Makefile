@@ -10,7 +10,7 @@ ARGS       ?=
 PYTEST_ARGS ?=
 # make reproduce-table: one sweep (schedules x seeds) into outputs/tables/$(TABLE), its table copied to docs/results/
 EXPERIMENT ?=
-SCHEDULES  ?= scyc,lr_rewind,warmup,cyclic,sgdr,oracle
+SCHEDULES  ?= $(if $(EXPERIMENT),scyc_$(patsubst paper_%,%,$(EXPERIMENT)),scyc),lr_rewind,warmup,cyclic,sgdr,oracle
 SEEDS      ?= 0,1,2
 TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
 # parallel: 2 local workers, 1 torch thread each; presets (GPU): basic, one run at a time

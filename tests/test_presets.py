@@ -47,8 +47,12 @@ def test_preset_composes_with_the_papers_hyperparameters(preset):
         opt.step()
         sched.step()
     assert max(lrs) == pytest.approx(offset, rel=0.02) and min(lrs) >= cfg.schedule.base_lr - 1e-12
-    # command-line overrides still apply on top of a preset
+    # command-line overrides still apply on top of a preset, other schedules included (a schedule sweep)
     assert composed(f"+experiment={preset}", "pruner.rounds=3").pruner.rounds == 3
+    for other in ("lr_rewind", "warmup", "cyclic", "sgdr", "oracle", "constant"):
+        cfg = composed(f"+experiment={preset}", f"schedule={other}")
+        assert cfg.schedule.name == other and cfg.train.epochs == epochs
+        build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
 
 
 def test_speed_switches_resolve_and_refuse_bad_values():
