@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from scyc import __version__
+from scyc.analysis import analysis_callbacks
 from scyc.callbacks import Callback
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
@@ -124,7 +125,7 @@ class Experiment:
 
     def build_callbacks(self) -> list[Callback]:
         """The measurement and bookkeeping hooks of this run (see ``scyc.callbacks``)."""
-        return []
+        return [*analysis_callbacks(OmegaConf.to_container(self.cfg.analysis, resolve=True))]
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
