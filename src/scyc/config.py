@@ -39,7 +39,7 @@ class AnalysisConfig:
     grad_every_round: bool = True
     grad_batches: int = 10
     normalize: bool = False
-    hist_bins: int = 100
+    hist_bins: int = 101
     hist_range: Optional[float] = None
     figures: bool = True
 
