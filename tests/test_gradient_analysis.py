@@ -203,14 +203,9 @@ TINY = ("pruner.rounds=2", "train.epochs=1", "dataset.train_subset=640", "datase
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("grad_runs")
-    dirs = {
-        "on": base / "seed0_on",
-        "off": base / "seed0_off",
-        "seed1": base / "seed1_on",
-    }
+    dirs = {"on": base / "seed0_on", "off": base / "seed0_off"}
     run_train(dirs["on"], *TINY, "wandb.mode=offline")
     run_train(dirs["off"], *TINY, "analysis.grad_every_round=false")
-    run_train(dirs["seed1"], *TINY, "seed=1", "analysis.figures=false")
     return dirs
 
 
@@ -310,24 +305,37 @@ def test_measurement_does_not_change_training_and_off_switch(runs):
     for name in ("accuracy_vs_sparsity", "lr_schedule"):
         assert_nontrivial_png(runs["off"] / "figures" / f"{name}.png")
     assert not (runs["off"] / "figures" / "grad_distribution.png").exists()
-    assert not (runs["seed1"] / "figures").exists()  # analysis.figures=false
 
 
+def analyze(*args) -> subprocess.CompletedProcess:
+    script = str(ROOT / "scripts" / "analyze_gradients.py")
+    return subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def global_std(run_dirs, rnd: int, when: str) -> float:
+    df = pd.concat(pd.read_csv(d / "grad_stats.csv") for d in run_dirs)
+    return df[(df["layer"] == "global") & (df["round"] == rnd) & (df["when"] == when)]["std"].mean()
+
+
+def test_script_redraws_a_run(runs, tmp_path):
+    proc = analyze(runs["on"], "--out", tmp_path / "redrawn")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("grad_distribution", "grad_std_vs_sparsity", "accuracy_vs_sparsity", "lr_schedule"):
+        assert_nontrivial_png(tmp_path / "redrawn" / f"{name}.png")
+    assert f"{global_std([runs['on']], 1, 'end'):.4g}" in proc.stdout
+    bad = analyze(tmp_path)
+    assert bad.returncode == 2 and "no results.csv" in bad.stderr
+
+
+@pytest.mark.slow
 def test_script_pools_seeds(runs, tmp_path):
+    seed1 = tmp_path / "seed1"
+    run_train(seed1, *TINY, "seed=1", "analysis.figures=false")
+    assert not (seed1 / "figures").exists()  # analysis.figures=false
     out = tmp_path / "pooled"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "analyze_gradients.py"), str(runs["on"]), str(runs["seed1"]),
-         "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+    proc = analyze(runs["on"], seed1, "--out", out)
     assert proc.returncode == 0, proc.stderr
     for name in ("grad_distribution", "grad_std_vs_sparsity", "accuracy_vs_sparsity", "lr_schedule"):
         assert_nontrivial_png(out / f"{name}.png")
     assert "over 2 runs" in proc.stdout
-    expected = pd.concat(pd.read_csv(runs[k] / "grad_stats.csv") for k in ("on", "seed1"))
-    mean_std = expected[(expected["layer"] == "global") & (expected["round"] == 1) & (expected["when"] == "end")]["std"]
-    assert f"{mean_std.mean():.4g}" in proc.stdout
-    bad = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "analyze_gradients.py"), str(tmp_path)], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "no results.csv" in bad.stderr
+    assert f"{global_std([runs['on'], seed1], 1, 'end'):.4g}" in proc.stdout

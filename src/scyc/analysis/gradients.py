@@ -21,7 +21,8 @@ What is measured, exactly
   (``torch.autograd.grad``), the global RNG state is forked (dropout), and the train/eval mode is restored.
 - ``analysis.normalize=true`` divides each layer's gradients by the standard deviation of that layer's
   surviving weights at the time of measurement (a gradient relative to the weight scale, i.e. the
-  relative update size per unit LR). The ``global`` row then pools the normalised values.
+  relative update size per unit LR). The ``global`` row then pools the normalised values. A layer whose
+  surviving weights are all equal (std 0, e.g. zero-initialised) or that has one or none left is not scaled.
 
 Statistics (per layer and ``global`` over all prunable layers)
 - mean, std (population, ddof=0), abs_mean (mean |g|), excess kurtosis (Fisher: 0 for a Gaussian),
@@ -248,9 +249,10 @@ class GradientProbe:
         alive = [int(k.numel()) for k in keep]
         scales: list[torch.Tensor | None] = [None] * len(keep)
         if self.normalize:
-            scales = [
+            stds = [
                 p.detach().flatten().index_select(0, k).float().std(correction=0) for p, k in zip(masks.params, keep)
             ]
+            scales = [torch.where(torch.isfinite(s) & (s > 0), s, torch.ones_like(s)) for s in stds]
         n_batches = len(self.batches)
         n_layers = len(alive) + 1
         device = masks.params[0].device
