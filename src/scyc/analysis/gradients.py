@@ -316,7 +316,7 @@ class GradientProbe:
             ],
             1,
         )
-        values = table.cpu().tolist()  # the one device sync of a measurement
+        values = table.cpu().tolist()  # statistics to the host in one copy
         stats = {name: [row[j] for row in values] for j, name in enumerate(STAT_NAMES)}
         inf = torch.full((n_layers, 1), math.inf, dtype=torch.float64)
         edges = torch.cat([-inf, self.edges.double().cpu(), inf], 1).numpy()
