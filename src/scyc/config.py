@@ -44,6 +44,16 @@ class CheckpointConfig:
 
 
 @dataclass
+class AnalysisConfig:
+    grad_every_round: bool = True
+    grad_batches: int = 10
+    normalize: bool = False
+    hist_bins: int = 101
+    hist_range: Optional[float] = None
+    figures: bool = True
+
+
+@dataclass
 class Config:
     model: Any = MISSING
     dataset: Any = MISSING
@@ -51,6 +61,7 @@ class Config:
     schedule: Any = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     seed: int = 0
     device: str = "auto"
     data_dir: str = "data"

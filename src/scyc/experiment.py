@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from scyc import __version__, checkpoint, distributed, guards
+from scyc.analysis import analysis_callbacks
 from scyc.callbacks import Callback
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
@@ -148,6 +149,7 @@ class Experiment:
         callbacks: list[Callback] = [*pruning_callbacks(self.cfg)]
         if self.dist.enabled:
             callbacks.append(distributed.MaskDigestCheck())
+        callbacks += analysis_callbacks(OmegaConf.to_container(self.cfg.analysis, resolve=True))
         return callbacks
 
     def _call(self, hook: str, *args: Any) -> None:

@@ -100,6 +100,24 @@ class WandbRun:
         if self.run is not None:
             self.run.log(dict(data))
 
+    def define_metric(self, pattern: str, step_metric: str) -> None:
+        if self.run is not None:
+            self.run.define_metric(pattern, step_metric=step_metric)
+
+    def log_histograms(self, data: Mapping[str, Any], histograms: Mapping[str, tuple[Any, Any]]) -> None:
+        """Log ``data`` with ``histograms`` (key -> (counts, bin edges), as ``numpy.histogram`` returns)."""
+        if self.run is not None:
+            import wandb
+
+            self.run.log({**data, **{k: wandb.Histogram(np_histogram=h) for k, h in histograms.items()}})
+
+    def log_images(self, images: Mapping[str, str | os.PathLike]) -> None:
+        """Log image files (PNG) under the given keys."""
+        if self.run is not None and images:
+            import wandb
+
+            self.run.log({k: wandb.Image(str(p)) for k, p in images.items()})
+
     def summary(self, data: Mapping[str, Any]) -> None:
         if self.run is not None:
             self.run.summary.update(dict(data))

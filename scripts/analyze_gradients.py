@@ -1,0 +1,74 @@
+"""Redraw a run's figures from its saved files, or pool several runs (seeds) into mean and +-1 std bands.
+
+    python scripts/analyze_gradients.py outputs/runs/2026-11-25/10-00-00_scyc_global_magnitude_seed0
+    python scripts/analyze_gradients.py outputs/sweeps/2026-11-25/10-00-00/* --out figures/seeds
+
+Reads results.csv, lr_trace.csv, grad_stats.csv and grad_hist.npz of each run; writes grad_distribution.png,
+grad_std_vs_sparsity.png, accuracy_vs_sparsity.png and lr_schedule.png (those the files allow) into --out
+(default: RUN_DIR/figures for one run, <common parent>/figures for several), and prints the global
+gradient std per round. Runs with histogram edges that differ (each run fixes its own unless
+analysis.hist_range is set) are pooled by resampling their densities onto the first run's bins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from scyc.analysis.figures import GLOBAL, RunFiles, make_figures
+
+
+def std_table(run_dirs: list[Path]) -> pd.DataFrame | None:
+    """Global gradient std per (round, when): mean and std over runs."""
+    frames = []
+    for i, d in enumerate(run_dirs):
+        stats = RunFiles.load(d).grad_stats
+        if stats is not None:
+            frames.append(stats[stats["layer"] == GLOBAL].assign(run=i))
+    if not frames:
+        return None
+    df = pd.concat(frames)
+    out = df.groupby(["round", "when"], sort=True).agg(
+        sparsity=("sparsity", "mean"), std=("std", "mean"), std_sd=("std", "std"), runs=("run", "nunique")
+    )
+    out = out.reset_index()
+    order = out["when"].map({"start": 0, "end": 1})
+    return out.assign(_order=order).sort_values(["round", "_order"]).drop(columns="_order")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, default=None, help="output folder for the PNGs")
+    args = parser.parse_args(argv)
+    missing = [str(d) for d in args.run_dirs if not (d / "results.csv").exists()]
+    if missing:
+        print(f"error: not run directories (no results.csv): {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        out = args.out
+    elif len(args.run_dirs) == 1:
+        out = args.run_dirs[0] / "figures"
+    else:
+        out = Path(os.path.commonpath([d.resolve() for d in args.run_dirs])) / "figures"
+    written = make_figures(args.run_dirs, out)
+    for path in written.values():
+        print(f"wrote {path}")
+    table = std_table(args.run_dirs)
+    if table is None:
+        print("no grad_stats.csv in these runs (analysis.grad_every_round=false): gradient figures skipped")
+    else:
+        print(
+            "\nglobal weight-gradient std per round"
+            + (f" over {table['runs'].max()} runs" if len(args.run_dirs) > 1 else "")
+        )
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

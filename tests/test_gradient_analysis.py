@@ -1,0 +1,341 @@
+"""The gradient-distribution analysis: its statistics against direct autograd, what it must leave alone,
+fixed bins, and what a run writes (CSV, NPZ, figures, the W&B offline run)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ROOT, run_train
+from torch import nn
+
+from scyc.analysis.gradients import (
+    QUANTILES,
+    GradientProbe,
+    check_analysis_config,
+    sorted_quantiles,
+)
+from scyc.pruning.masks import MaskSet
+from scyc.registry import ConfigError
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)
+    )
+
+
+def tiny_batches(n: int = 3, size: int = 20) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(size, 6, generator=g), torch.randint(0, 3, (size,), generator=g)) for _ in range(n)]
+
+
+def pruned_masks(model: nn.Module) -> MaskSet:
+    masks = MaskSet.from_model(model)
+    g = torch.Generator().manual_seed(2)
+    masks.set_([torch.rand(m.shape, generator=g) > 0.4 for m in masks.masks])
+    return masks
+
+
+def direct_values(model: nn.Module, masks: MaskSet, batches, normalize: bool = False) -> list[torch.Tensor]:
+    """Pooled surviving per-batch gradients of each layer, straight from loss.backward() on a copy."""
+    m = copy.deepcopy(model).train()
+    params = dict(m.named_parameters())
+    per_layer: list[list[torch.Tensor]] = [[] for _ in masks.names]
+    for x, y in batches:
+        m.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        for i, (name, mask) in enumerate(zip(masks.names, masks.masks)):
+            keep = mask.bool()
+            v = params[name].grad[keep]
+            if normalize:
+                v = v / params[name].detach()[keep].std(correction=0)
+            per_layer[i].append(v)
+    layers = [torch.cat(v) for v in per_layer]
+    return [*layers, torch.cat(layers)]
+
+
+def no_dropout(model: nn.Module) -> nn.Module:
+    for mod in model.modules():
+        if isinstance(mod, nn.Dropout):
+            mod.p = 0.0
+    return model
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_statistics_equal_direct_autograd(normalize):
+    model = no_dropout(tiny_model())
+    masks = pruned_masks(model)
+    batches = tiny_batches()
+    probe = GradientProbe(masks, batches, bins=16, normalize=normalize)
+    m = probe.measure(model)
+    expected = direct_values(model, masks, batches, normalize)
+    assert m.layers == [*masks.names, "global"]
+    for i, v in enumerate(expected):
+        v = v.double()
+        mean, std = v.mean(), v.std(correction=0)
+        assert m.stats["mean"][i] == pytest.approx(mean.item(), rel=1e-5, abs=1e-9)
+        assert m.stats["std"][i] == pytest.approx(std.item(), rel=1e-5)
+        assert m.stats["abs_mean"][i] == pytest.approx(v.abs().mean().item(), rel=1e-5)
+        kurt = (((v - mean) / std) ** 4).mean().item() - 3
+        assert m.stats["kurtosis"][i] == pytest.approx(kurt, rel=1e-4, abs=1e-6)
+        q = torch.quantile(v, torch.tensor(QUANTILES, dtype=torch.float64))
+        for name, want in zip(("p1", "p5", "p25", "p50", "p75", "p95", "p99"), q.tolist()):
+            assert m.stats[name][i] == pytest.approx(want, rel=1e-5, abs=1e-9)
+        # histogram: underflow, the fixed bins [lo, hi), overflow; every surviving value counted exactly once
+        e, x = m.edges[i, 1:-1], v.numpy()
+        want = [(x < e[0]).sum(), *[((x >= lo) & (x < hi)).sum() for lo, hi in zip(e[:-1], e[1:])], (x >= e[-1]).sum()]
+        np.testing.assert_array_equal(m.counts[i], want)
+        assert m.counts[i].sum() == v.numel()
+
+
+def test_pruned_weights_gradients_are_excluded():
+    model = no_dropout(tiny_model())
+    masks = pruned_masks(model)
+    batches = tiny_batches()
+    m = GradientProbe(masks, batches, bins=8).measure(model)
+    alive = [int(k.sum()) for k in masks.masks]
+    assert [int(c) for c in m.counts[:-1].sum(1)] == [a * len(batches) for a in alive]
+    assert m.counts[-1].sum() == sum(alive) * len(batches)
+    assert m.sparsity[-1] == pytest.approx(masks.sparsity())
+    # the dense network's gradients differ: the pruned positions' gradients (non-zero) were left out
+    dense = direct_values(model, MaskSet.from_model(model), batches)[-1].double()
+    assert m.stats["std"][-1] != pytest.approx(dense.std(correction=0).item(), rel=1e-3)
+    # a fully pruned layer has no values: NaN statistics, empty histogram, the rest still measured
+    masks.set_([torch.zeros_like(masks.masks[0]), *masks.masks[1:]])
+    m2 = GradientProbe(masks, batches, bins=8).measure(model)
+    assert np.isnan(m2.stats["std"][0]) and m2.counts[0].sum() == 0 and np.isfinite(m2.stats["std"][-1])
+
+
+def test_measuring_leaves_model_grads_buffers_mode_and_rng_untouched():
+    model = tiny_model()
+    model.train()
+    model[1].train(False)  # a mixed mode must come back exactly as it was
+    masks = pruned_masks(model)
+    with torch.no_grad():  # non-trivial running stats
+        model[1].running_mean.normal_()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [mod.training for mod in model.modules()]
+    rng = torch.get_rng_state()
+    GradientProbe(masks, tiny_batches(), bins=8).measure(model)
+    after = model.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+    assert all(p.grad is None for p in model.parameters())
+    assert [mod.training for mod in model.modules()] == modes
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_bins_are_fixed_at_the_first_measurement():
+    model = no_dropout(tiny_model())
+    masks = MaskSet.from_model(model)
+    probe = GradientProbe(masks, tiny_batches(), bins=10)
+    first = probe.measure(model)
+    std0 = np.array(first.stats["std"])
+    np.testing.assert_allclose(first.edges[:, -2], 8 * std0, rtol=1e-6)  # +-8 std of the first measurement
+    assert np.all(np.isneginf(first.edges[:, 0])) and np.all(np.isposinf(first.edges[:, -1]))
+    with torch.no_grad():  # a very different network: sparser, weights scaled up (wider gradients)
+        for p in model.parameters():
+            p.mul_(3.0)
+    masks.set_([torch.rand(m.shape, generator=torch.Generator().manual_seed(5)) > 0.5 for m in masks.masks])
+    second = probe.measure(model)
+    np.testing.assert_array_equal(first.edges, second.edges)
+    assert second.counts[:, [0, -1]].sum() > first.counts[:, [0, -1]].sum()  # wider values land in overflow bins
+    fixed = GradientProbe(masks, tiny_batches(), bins=4, hist_range=0.5).measure(model)
+    np.testing.assert_allclose(fixed.edges[:, 1:-1], np.tile(np.linspace(-0.5, 0.5, 5), (len(fixed.layers), 1)))
+
+
+def test_quantiles_beyond_torch_quantile_limit_match_numpy(monkeypatch):
+    import scyc.analysis.gradients as grads
+
+    g = torch.Generator().manual_seed(0)
+    q = [0.0, *QUANTILES, 1.0]
+    for n in (1, 2, 7, 1000):
+        v = torch.randn(n, generator=g, dtype=torch.float64) ** 3
+        monkeypatch.setattr(grads, "TORCH_QUANTILE_LIMIT", 0)  # the sorting path
+        sorted_path = sorted_quantiles(v, q)
+        monkeypatch.setattr(grads, "TORCH_QUANTILE_LIMIT", 2**24)
+        np.testing.assert_allclose(sorted_path.numpy(), np.quantile(v.numpy(), q), rtol=1e-12)
+        np.testing.assert_allclose(sorted_quantiles(v, q).numpy(), np.quantile(v.numpy(), q), rtol=1e-12)
+    assert torch.isnan(sorted_quantiles(torch.empty(0), QUANTILES)).all()
+
+
+def test_large_layers_use_a_quantile_sample_but_exact_moments_and_histograms():
+    model = no_dropout(tiny_model())
+    masks = pruned_masks(model)
+    batches = tiny_batches(n=4, size=30)
+    exact = GradientProbe(masks, batches, bins=11).measure(model)
+    sampled = GradientProbe(masks, batches, bins=11, quantile_values=40).measure(model)  # second pass for bins
+    np.testing.assert_array_equal(exact.edges, sampled.edges)
+    np.testing.assert_array_equal(exact.counts, sampled.counts)
+    for k in ("mean", "std", "abs_mean", "kurtosis"):
+        np.testing.assert_allclose(sampled.stats[k], exact.stats[k], rtol=1e-9)
+    quantiles = ("p1", "p5", "p25", "p75", "p95", "p99")
+    assert any(sampled.stats[q] != exact.stats[q] for q in quantiles)  # from 40-odd values, not all of them
+    again = GradientProbe(masks, batches, bins=11, quantile_values=40).measure(model)
+    assert again.stats == sampled.stats  # the sample is seeded: deterministic
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("grad_batches", 0), ("hist_bins", 0), ("hist_bins", 513), ("hist_range", -1.0), ("grad_batches", 2.5)],
+)
+def test_bad_analysis_config_names_the_key(key, value):
+    cfg = {"grad_every_round": True, "grad_batches": 10, "normalize": False, "hist_bins": 100, "hist_range": None}
+    with pytest.raises(ConfigError, match=f"analysis.{key}={value}"):
+        check_analysis_config({**cfg, key: value})
+
+
+# --------------------------------------------------------------------------------------------------
+# Real tiny runs
+TINY = ("pruner.rounds=2", "train.epochs=1", "dataset.train_subset=640", "dataset.val_size=500")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("grad_runs")
+    dirs = {"on": base / "seed0_on", "off": base / "seed0_off"}
+    run_train(dirs["on"], *TINY, "wandb.mode=offline")
+    run_train(dirs["off"], *TINY, "analysis.grad_every_round=false")
+    return dirs
+
+
+def wandb_history(path) -> list[dict]:
+    """The history rows of an offline W&B run, read from its .wandb file (a LevelDB-style record log of
+    protobuf ``Record``s: 7-byte file header, 32 KiB blocks, 7-byte record headers, records split across
+    blocks as FIRST/MIDDLE/LAST)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    ident, magic, _ = struct.unpack("<4sHB", data[:7])
+    assert ident == b":W&B" and magic == 0xBEE1
+    block, header = 32768, 7
+    pos, pending, raws = 7, b"", []
+    while pos + header <= len(data):
+        left = block - pos % block
+        if left < header:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + header])
+        chunk = data[pos + header : pos + header + length]
+        pos += header + length
+        if kind == 0:  # zero padding up to the end of the block
+            pos += block - pos % block if pos % block else 0
+        elif kind == 1:
+            raws.append(chunk)
+        elif kind in (2, 3):
+            pending = (pending if kind == 3 else b"") + chunk
+        elif kind == 4:
+            raws.append(pending + chunk)
+    rows = []
+    for raw in raws:
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        if rec.WhichOneof("record_type") != "history":
+            continue
+        row: dict = {}
+        for item in rec.history.item:
+            keys = list(item.nested_key) or [item.key]
+            node = row
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+            node[keys[-1]] = json.loads(item.value_json)
+        rows.append(row)
+    return rows
+
+
+def test_run_writes_stats_hist_figures_and_wandb_histograms(runs):
+    run = runs["on"]
+    stats = pd.read_csv(run / "grad_stats.csv")
+    assert list(stats.columns[:4]) == ["round", "when", "layer", "sparsity"]
+    glob = stats[stats["layer"] == "global"]
+    assert list(zip(glob["round"], glob["when"])) == [(0, "start"), (0, "end"), (1, "start"), (1, "end")]
+    assert np.isfinite(glob["std"]).all() and (glob["std"] > 0).all()
+    assert glob["sparsity"].tolist() == pytest.approx([0.0, 0.0, 0.2, 0.2])
+    assert set(stats["layer"]) == {"net.1.weight", "net.3.weight", "net.5.weight", "global"}
+
+    with np.load(run / "grad_hist.npz") as z:
+        counts, edges, layers = z["counts"], z["edges"], list(z["layers"])
+        assert counts.shape == (4, 4, 103) and edges.shape == (4, 104)
+        assert z["round"].tolist() == [0, 0, 1, 1] and z["when"].tolist() == ["start", "end", "start", "end"]
+    gi = layers.index("global")
+    alive = json.loads((run / "summary.json").read_text())["prunable_weights"]
+    batches = 640 // 128
+    assert counts[0, gi].sum() == alive * batches  # round 0: dense, every weight, every batch
+    assert counts[2, gi].sum() == round(0.8 * alive) * batches
+
+    for name in ("grad_distribution", "grad_std_vs_sparsity", "accuracy_vs_sparsity", "lr_schedule"):
+        assert_nontrivial_png(run / "figures" / f"{name}.png")
+
+    (wandb_file,) = (run / "wandb").glob("offline-run-*/run-*.wandb")
+    history = wandb_history(wandb_file)
+    logged = [r for r in history if "grad_hist/start/global" in r]
+    assert len(logged) == 2
+    hist = logged[0]["grad_hist/start/global"]
+    assert hist["_type"] == "histogram" and len(hist["bins"]) == 102
+    assert hist["values"] == counts[0, gi, 1:-1].tolist()
+    assert logged[0]["grad/start/global/std"] == pytest.approx(glob["std"].iloc[0])
+    images = [r for r in history if "figures/grad_distribution" in r]
+    assert images and images[0]["figures/grad_distribution"]["_type"] == "image-file"
+
+
+def assert_nontrivial_png(path):
+    import matplotlib.image as mpimg
+
+    assert path.exists(), path
+    img = mpimg.imread(path)
+    assert img.shape[0] > 200 and img.shape[1] > 300
+    assert img[..., :3].std() > 0.05  # not blank: lines, text and colours
+
+
+def test_measurement_does_not_change_training_and_off_switch(runs):
+    on, off = (pd.read_csv(runs[k] / "results.csv") for k in ("on", "off"))
+    timing = ["epoch_seconds", "round_seconds"]
+    pd.testing.assert_frame_equal(on.drop(columns=timing), off.drop(columns=timing))
+    assert not (runs["off"] / "grad_stats.csv").exists() and not (runs["off"] / "grad_hist.npz").exists()
+    for name in ("accuracy_vs_sparsity", "lr_schedule"):
+        assert_nontrivial_png(runs["off"] / "figures" / f"{name}.png")
+    assert not (runs["off"] / "figures" / "grad_distribution.png").exists()
+
+
+def analyze(*args) -> subprocess.CompletedProcess:
+    script = str(ROOT / "scripts" / "analyze_gradients.py")
+    return subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def global_std(run_dirs, rnd: int, when: str) -> float:
+    df = pd.concat(pd.read_csv(d / "grad_stats.csv") for d in run_dirs)
+    return df[(df["layer"] == "global") & (df["round"] == rnd) & (df["when"] == when)]["std"].mean()
+
+
+def test_script_redraws_a_run(runs, tmp_path):
+    proc = analyze(runs["on"], "--out", tmp_path / "redrawn")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("grad_distribution", "grad_std_vs_sparsity", "accuracy_vs_sparsity", "lr_schedule"):
+        assert_nontrivial_png(tmp_path / "redrawn" / f"{name}.png")
+    assert f"{global_std([runs['on']], 1, 'end'):.4g}" in proc.stdout
+    bad = analyze(tmp_path)
+    assert bad.returncode == 2 and "no results.csv" in bad.stderr
+
+
+@pytest.mark.slow
+def test_script_pools_seeds(runs, tmp_path):
+    seed1 = tmp_path / "seed1"
+    run_train(seed1, *TINY, "seed=1", "analysis.figures=false")
+    assert not (seed1 / "figures").exists()  # analysis.figures=false
+    out = tmp_path / "pooled"
+    proc = analyze(runs["on"], seed1, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("grad_distribution", "grad_std_vs_sparsity", "accuracy_vs_sparsity", "lr_schedule"):
+        assert_nontrivial_png(out / f"{name}.png")
+    assert "over 2 runs" in proc.stdout
+    assert f"{global_std([runs['on'], seed1], 1, 'end'):.4g}" in proc.stdout
