@@ -294,7 +294,14 @@ def test_rng_state_round_trips_through_a_weights_only_load():
 def test_every_schedule_checkpoints_with_weights_only(yaml):
     """Each shipped schedule's optimiser + scheduler state loads with weights_only=True and continues
     with the same LRs."""
-    schedule = build_schedule(OmegaConf.to_container(OmegaConf.load(yaml)))
+    from hydra import compose, initialize_config_dir
+
+    from scyc.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):  # YAMLs may have defaults
+        cfg = compose(config_name="config", overrides=[f"schedule={yaml.stem}"])
+    schedule = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
 
     def make():
         p = torch.nn.Parameter(torch.ones(3))
