@@ -200,7 +200,7 @@ def test_sgdr_restarts_inside_a_round():
 
 
 def test_constant_is_flat_and_warmup_rises_then_decays():
-    assert set(run_trace("constant")["lr"]) == {0.01}
+    assert set(run_trace("constant")["lr"]) == {0.05}
     df = run_trace("warmup", epochs=2, steps_per_epoch=50)  # 100 steps, warmup 10
     g = df[df["round"] == 0]["lr"].to_numpy()
     assert g[:10] == pytest.approx([0.01 * (t + 1) for t in range(10)])
