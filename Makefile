@@ -62,7 +62,8 @@ reproduce-table: setup data
 		hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TABLE_DIR) progress=false $(ARGS); status=$$?; \
 	echo "sweep finished in $$(( $$(date +%s) - start )) s (exit $$status)"; \
 	$(PY) scripts/make_table.py $(TABLE_DIR) && mkdir -p docs/results && cp $(TABLE_DIR)/table.md docs/results/$(TABLE).md \
-		&& echo "table: $(TABLE_DIR)/table.md (copied to docs/results/$(TABLE).md)"; \
+		&& cp $(TABLE_DIR)/accuracy_vs_sparsity.png docs/results/$(TABLE).png \
+		&& echo "table: $(TABLE_DIR)/table.md (copied to docs/results/$(TABLE).md and .png)"; \
 	exit $$status
 
 table: setup
