@@ -17,6 +17,7 @@ TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
 LAUNCHER   ?= $(if $(EXPERIMENT),basic,parallel)
 TABLE_ARGS ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
+RESULTS    := docs/results/$(TABLE)
 
 .PHONY: setup data run test test-all lint format clean help reproduce-table table
 
@@ -61,9 +62,8 @@ reproduce-table: setup data
 	$(PY) train.py -m $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) schedule=$(SCHEDULES) seed=$(SEEDS) \
 		hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TABLE_DIR) progress=false $(ARGS); status=$$?; \
 	echo "sweep finished in $$(( $$(date +%s) - start )) s (exit $$status)"; \
-	$(PY) scripts/make_table.py $(TABLE_DIR) && mkdir -p docs/results && cp $(TABLE_DIR)/table.md docs/results/$(TABLE).md \
-		&& cp $(TABLE_DIR)/accuracy_vs_sparsity.png docs/results/$(TABLE).png \
-		&& echo "table: $(TABLE_DIR)/table.md (copied to docs/results/$(TABLE).md and .png)"; \
+	$(PY) scripts/make_table.py $(TABLE_DIR) && mkdir -p docs/results && cp $(TABLE_DIR)/table.md $(RESULTS).md \
+		&& cp $(TABLE_DIR)/accuracy_vs_sparsity.png $(RESULTS).png && echo "table: $(TABLE_DIR)/table.md -> $(RESULTS).md, .png"; \
 	exit $$status
 
 table: setup

@@ -252,8 +252,7 @@ def test_two_rank_run_matches_the_single_process_run(tmp_path):
     for out in outs:
         assert "error" not in out, out.get("trace")
         assert out["masks_equal_across_ranks"] and out["world_size"] == 2
-        # every callback runs on every rank (rank 0 alone writes); the digest check exists only under DDP
-        assert out["callbacks"] == ["LayerSparsity", "MaskDigestCheck", "GradientAnalysis", "RunFiguresCallback"]
+        assert "MaskDigestCheck" in out["callbacks"]  # the DDP-only callback; the others are checked below
         assert out["run_dir"] == str((tmp_path / "hydra_dir_rank0").resolve())  # rank 0's dir on both ranks
     assert not (tmp_path / "hydra_dir_rank1").exists()  # rank 1's Hydra-only dir removed, nothing else written
     ddp_dir = tmp_path / "hydra_dir_rank0"
@@ -267,6 +266,9 @@ def test_two_rank_run_matches_the_single_process_run(tmp_path):
     finally:
         torch.set_num_threads(threads)
     ref = pd.read_csv(tmp_path / "single" / "results.csv")
+    # every rank runs the single-process run's callbacks (rank 0 alone writes), plus the mask digest check
+    for out in outs:
+        assert [c for c in out["callbacks"] if c != "MaskDigestCheck"] == [type(c).__name__ for c in single.callbacks]
     # Same global batches in the same order with the same augmentation: equal up to float summation order.
     assert ddp["sparsity"].tolist() == ref["sparsity"].tolist() == [0.0, 0.2]
     assert ddp["alive"].tolist() == ref["alive"].tolist()

@@ -7,9 +7,8 @@ with, which breaks optimiser state reuse, checkpoints keyed by ``weight`` and to
 masks cannot be applied in one fused op. Here the masks are plain tensors; after each optimiser step
 ``apply_`` multiplies all masked weights in place with a single ``torch._foreach_mul_`` call, which keeps
 pruned weights exactly zero through SGD momentum and weight decay at the cost of one elementwise pass.
-Measured on LeNet-5 (batch 128, 1 CPU thread, ``scripts/benchmark_pruning.py --mask-overhead``): this adds
-0.03 ms to a 9.4 ms training step, ``torch.nn.utils.prune`` 0.15 ms, on a quiet machine; on a loaded one
-0.2 ms against 4 ms of a 21 ms step (docs/benchmarks.md).
+``scripts/benchmark_pruning.py --mask-overhead`` compares the two per training step; the figures are in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
