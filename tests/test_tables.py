@@ -14,12 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from scyc import sweeps
-from scyc.stats import paired_interval, t_cdf, t_ppf, welch_interval
+from scyc.stats import welch_interval
 from scyc.tables import aggregate, find_run_dirs, load_run, main, make_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,27 +233,6 @@ def test_callback_rejects_unknown_select():
 def test_aggregate_rejects_unknown_select():
     with pytest.raises(ValueError, match="select='last' is not allowed"):
         aggregate([], select="last")
-
-
-# ------------------------------------------------------------------------------------------------
-# statistics
-# ------------------------------------------------------------------------------------------------
-def test_t_quantiles_match_tables():
-    for df, q in ((1, 12.706204736), (2, 4.302652730), (4, 2.776445105), (10, 2.228138852), (30, 2.042272456)):
-        assert t_ppf(0.975, df) == pytest.approx(q, abs=1e-8)
-
-
-@settings(max_examples=60, deadline=None)
-@given(q=st.floats(0.01, 0.99), df=st.floats(0.5, 200))
-def test_t_ppf_inverts_t_cdf(q, df):
-    assert t_cdf(t_ppf(q, df), df) == pytest.approx(q, abs=1e-9)
-
-
-def test_intervals_without_spread_or_samples():
-    assert paired_interval([1.0], [0.0]).method.startswith("no interval")
-    d = paired_interval([2.0, 3.0], [1.0, 2.0])
-    assert (d.estimate, d.low, d.high) == (1.0, 1.0, 1.0)
-    assert math.isnan(welch_interval([1.0], [0.0, 1.0]).low)
 
 
 # ------------------------------------------------------------------------------------------------
