@@ -51,6 +51,7 @@ from scyc.tracking import CsvTable
 
 log = logging.getLogger(__name__)
 
+
 class MaskMismatchError(RuntimeError):
     """The ranks of a data-parallel run hold different pruning masks: they would train different networks."""
 
