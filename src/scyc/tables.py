@@ -27,10 +27,9 @@ or, as a documented alternative, the test accuracy at the epoch of best validati
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from scyc.rundirs import RunDir, find_run_dirs
 from scyc.stats import Difference, paired_interval, welch_interval
 
 log = logging.getLogger(__name__)
@@ -107,68 +107,24 @@ class Table:
 # ------------------------------------------------------------------------------------------------
 # Reading runs
 # ------------------------------------------------------------------------------------------------
-def find_run_dirs(sweep_dir: Path) -> list[Path]:
-    """Every run under ``sweep_dir``: folders holding ``.hydra/``, ``summary.json`` or ``results.csv`` (a run
-    that failed before writing anything still has Hydra's ``.hydra/``). Hidden folders (``.submitit``) and
-    W&B folders are skipped; so is anything nested inside a run."""
-    sweep_dir = Path(sweep_dir)
-    found: set[Path] = set()
-    for pattern in ("summary.json", "results.csv", ".hydra/overrides.yaml", ".hydra/config.yaml"):
-        for p in sweep_dir.rglob(pattern):
-            run = p.parent.parent if p.parent.name == ".hydra" else p.parent
-            rel = run.relative_to(sweep_dir).parts
-            if any(part.startswith(".") or part == "wandb" for part in rel):
-                continue
-            found.add(run)
-    runs = sorted(found, key=_natural_key)
-    return [r for r in runs if not any(other != r and other in r.parents for other in runs)]
-
-
-def _natural_key(path: Path) -> list:
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``["schedule=scyc", "+experiment=x", "seed=1"]`` -> ``{"schedule": "scyc", "experiment": "x", "seed": "1"}``."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        if sep:
-            out[key.lstrip("+~")] = value
-    return out
-
-
-def _read_yaml(path: Path) -> Any:
-    with open(path) as fh:
-        return yaml.safe_load(fh)
-
-
 def load_run(path: Path, select: str = "end") -> Run:
     """Read one run dir; a run that cannot be used says why in ``status``/``reason``."""
-    path = Path(path)
-    run = Run(path=path, status="complete")
-    config: dict[str, Any] = {}
+    files = RunDir(path)
+    run = Run(path=files.path, status="complete")
     try:
-        if (path / ".hydra" / "overrides.yaml").exists():
-            run.overrides = parse_overrides(_read_yaml(path / ".hydra" / "overrides.yaml") or [])
-        if (path / ".hydra" / "config.yaml").exists():
-            config = _read_yaml(path / ".hydra" / "config.yaml") or {}
+        run.overrides, config = files.overrides, files.config
     except (OSError, yaml.YAMLError) as exc:
-        return Run(path=path, status="unreadable", reason=f".hydra: {type(exc).__name__}: {exc}")
+        return Run(path=files.path, status="unreadable", reason=f".hydra: {type(exc).__name__}: {exc}")
     run.schedule = (config.get("schedule") or {}).get("name") or run.overrides.get("schedule")
     seed = config.get("seed", run.overrides.get("seed"))
     run.seed = int(seed) if seed is not None else None
-
-    summary_path, results_path = path / "summary.json", path / "results.csv"
-    if not summary_path.exists():
-        run.status, run.reason = "missing", "no summary.json (the run never started or was killed at start-up)"
-        return run
     try:
-        summary = json.loads(summary_path.read_text())
+        summary = files.summary
     except (OSError, ValueError) as exc:
         run.status, run.reason = "unreadable", f"summary.json: {exc}"
+        return run
+    if summary is None:
+        run.status, run.reason = "missing", "no summary.json (the run never started or was killed at start-up)"
         return run
     run.schedule = summary.get("schedule", run.schedule)
     if summary.get("seed") is not None:
@@ -181,16 +137,18 @@ def load_run(path: Path, select: str = "end") -> Run:
         if done is not None:
             run.reason = f"{run.reason} ({done}/{summary.get('rounds', '?')} rounds done)".strip()
         return run
-    if not results_path.exists():
+    if not (files.path / "results.csv").exists():
         run.status, run.reason = "missing", "summary.json says complete but results.csv is missing"
         return run
     try:
-        results = pd.read_csv(results_path)
+        results = files.results
     except (OSError, ValueError) as exc:
         run.status, run.reason = "unreadable", f"results.csv: {exc}"
         return run
-    column = SELECT[select]
-    missing = {"round", "sparsity", column} - set(results.columns)
+    if results is None:
+        run.status, run.reason = "unreadable", "results.csv is empty"
+        return run
+    missing = {"round", "sparsity", SELECT[select]} - set(results.columns)
     if missing or results.empty:
         run.status = "unreadable"
         run.reason = f"results.csv lacks column(s) {sorted(missing)}" if missing else "results.csv has no rows"
@@ -434,16 +392,12 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def _md_table(frame: pd.DataFrame, index_name: str) -> str:
-    head = [index_name, *map(str, frame.columns)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + [":---:"] * len(frame.columns)) + "|"]
-    for label, values in frame.iterrows():
-        lines.append("| " + " | ".join(_md_escape(x) for x in [label, *values.tolist()]) + " |")
-    return "\n".join(lines)
+    """A GitHub/pipe markdown table (tabulate), first column left-aligned, the others centred."""
+    cell = lambda x: str(x).replace("|", "\\|").replace("\n", " ")  # noqa: E731  (pipes and newlines break a row)
+    frame = frame.map(cell).rename(index=cell).rename_axis(index_name)
+    align = ["left"] + ["center"] * len(frame.columns)
+    return frame.to_markdown(tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 def _notes(table: Table) -> list[str]:
@@ -483,30 +437,25 @@ def render_markdown(table: Table, decimals: int = 2) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _tex_escape(text: str) -> str:
-    repl = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_"}
-    repl |= {"{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(repl.get(ch, ch) for ch in str(text))
-
-
 def render_latex(table: Table, decimals: int = 2) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``), best cells in bold."""
-    frame = display_frame(table, decimals, bold=("\x00", "\x01"))
-
-    def tex(cell: str) -> str:
-        bold = cell.startswith("\x00")
-        body = _tex_escape(cell.strip("\x00\x01")).replace("±", r"$\pm$").replace("−", "$-$")
-        return rf"\textbf{{{body}}}" if bold else body
-
-    out = frame.map(tex)
-    out.index = [_tex_escape(i).replace("−", "$-$") for i in out.index]
-    out.columns = [_tex_escape(c) for c in out.columns]
-    out.index.name = "schedule"
-    out = out.reset_index()
-    caption = _tex_escape(
-        f"{SELECT_TEXT[table.select].capitalize()}: mean ± std over seeds (n). Columns: sparsity."
-    ).replace("±", r"$\pm$")
-    return out.to_latex(escape=False, index=False, column_format="l" + "c" * (len(out.columns) - 1), caption=caption)
+    """A booktabs table (``\\usepackage{booktabs}``), best cells in bold; pandas' Styler escapes the text."""
+    marked = display_frame(table, decimals, bold=("\x00", "")).rename_axis("schedule").reset_index()
+    best = marked.map(lambda c: c.startswith("\x00"))
+    frame = marked.map(lambda c: c.lstrip("\x00"))
+    math_signs = lambda text: text.replace("±", r"$\pm$").replace("−", "$-$")  # noqa: E731
+    styler = (
+        frame.style.hide(axis="index")
+        .format(escape="latex", formatter=math_signs)
+        .format_index(escape="latex", axis="columns")
+        .apply(lambda _: best.replace({True: "textbf: --rwrap;", False: ""}), axis=None)
+    )
+    caption = f"{SELECT_TEXT[table.select].capitalize()}: mean ± std over seeds (n). Columns: sparsity."
+    return styler.to_latex(
+        hrules=True,
+        column_format="l" + "c" * (len(frame.columns) - 1),
+        caption=math_signs(caption.replace("%", r"\%")),
+        position_float=None,
+    )
 
 
 def preload() -> None:
@@ -515,6 +464,9 @@ def preload() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401
+    import pandas.io.formats.style  # noqa: F401  (render_latex: jinja2)
+    import scipy.stats  # noqa: F401
+    import tabulate  # noqa: F401  (DataFrame.to_markdown)
 
 
 def plot(table: Table, path: Path) -> None:
