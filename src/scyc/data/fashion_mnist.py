@@ -1,18 +1,15 @@
 """Fashion-MNIST (Xiao et al. 2017): the embedded default data set, real, 60k/10k 28x28 grey images.
 
 Lookup with ``dataset.root`` unset: ``<data_dir>/fashion-mnist`` (and torchvision's layout under
-``<data_dir>``) -> ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``) ->
-Debian's package fetched with ``apt-get download`` + ``dpkg -x`` into ``<data_dir>`` -> torchvision's
+``<data_dir>``) -> ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``) -> torchvision's
 download when the internet is there (``dataset.download``). An explicit ``dataset.root`` is used alone.
+``make data`` (``python scripts/fetch_data.py fashion_mnist``) fetches Debian's package into
+``<data_dir>/fashion-mnist`` ahead of a run; the data set itself never runs ``apt-get``.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
-import math
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -36,20 +33,22 @@ MEAN, STD = (0.2860,), (0.3530,)
 
 
 def read_idx(path: str | Path) -> torch.Tensor:
-    """Read an unsigned-byte IDX file (optionally gzip-compressed), as Fashion-MNIST ships, into a tensor."""
+    """Read an unsigned-byte IDX file (optionally gzip-compressed), as Fashion-MNIST ships, with torchvision."""
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor  # (torchvision.datasets: slow to import)
+    from torchvision.datasets.utils import extract_archive
+
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = extract_archive(str(path), tmp) if path.suffix == ".gz" else str(path)
+        try:
+            x = read_sn3_pascalvincent_tensor(plain, strict=False)
+        except (AssertionError, KeyError) as exc:  # torchvision's checks of the magic number
+            raise ConfigError(f"{path} is not an unsigned-byte IDX file (bad magic number)") from exc
+        except RuntimeError as exc:  # the data does not fill the shape of the header
+            raise ConfigError(f"{path} is truncated or malformed: {exc}") from exc
+    if x.dtype != torch.uint8:
         raise ConfigError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    body = bytearray(data[4 + 4 * ndim :])
-    expected = math.prod(dims)
-    if len(body) != expected:
-        raise ConfigError(f"{path} is truncated or malformed: {len(body)} bytes of data, expected {expected}")
-    return torch.frombuffer(body, dtype=torch.uint8).reshape(dims)
+    return x
 
 
 def find_files(directory: Path) -> dict[str, Path] | None:
@@ -64,36 +63,6 @@ def find_files(directory: Path) -> dict[str, Path] | None:
         if len(found) == len(FILES):
             return found
     return None
-
-
-def fetch_debian(dest: Path) -> bool:
-    """Fetch Debian's ``dataset-fashion-mnist`` and unpack its IDX files into ``dest``; True on success."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-
-        def download() -> bool:
-            r = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=tmp, capture_output=True, text=True)
-            return r.returncode == 0
-
-        if not download():
-            log.info("apt-get download %s failed; running apt-get update first", DEBIAN_PACKAGE)
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            if not download():
-                return False
-        debs = list(Path(tmp).glob("*.deb"))
-        if not debs:
-            return False
-        unpacked = Path(tmp) / "x"
-        if subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], capture_output=True).returncode != 0:
-            return False
-        files = find_files(unpacked / SYSTEM_DIR.relative_to("/"))
-        if files is None:
-            return False
-        dest.mkdir(parents=True, exist_ok=True)
-        for path in files.values():
-            shutil.copy2(path, dest / path.name)
-    return True
 
 
 def fetch_torchvision(dest: Path) -> bool:
@@ -126,14 +95,13 @@ def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> d
         files = find_files(directory)
         if files is not None:
             return files
-    if fetch_debian(local) and (files := find_files(local)) is not None:
-        log.info("fetched Fashion-MNIST from Debian's %s into %s", DEBIAN_PACKAGE, local)
-        return files
     if download and fetch_torchvision(Path(data_dir)) and (files := find_files(Path(data_dir))) is not None:
         return files
     raise ConfigError(
-        f"Fashion-MNIST not found in {local}, {data_dir} or {SYSTEM_DIR}, and neither Debian's "
-        f"{DEBIAN_PACKAGE} nor torchvision's download could fetch it; run `make data` or set dataset.root"
+        f"Fashion-MNIST not found in {local}, {data_dir} or {SYSTEM_DIR}"
+        + (", and torchvision's download could not fetch it" if download else "")
+        + f"; run `make data` (`python scripts/fetch_data.py fashion_mnist --data-dir {data_dir}`, which fetches "
+        f"Debian's {DEBIAN_PACKAGE}) or set dataset.root"
     )
 
 
