@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from scyc.stats import Difference
 
 
 def _betacf(a: float, b: float, x: float, max_iter: int = 300, eps: float = 1e-15) -> float:
@@ -77,17 +78,6 @@ def t_ppf(q: float, df: float) -> float:
         if hi - lo < 1e-12 * max(1.0, hi):
             break
     return 0.5 * (lo + hi)
-
-
-@dataclass(frozen=True)
-class Difference:
-    """``a − b`` with a two-sided confidence interval (``low``/``high`` are NaN when it cannot be formed)."""
-
-    estimate: float
-    low: float
-    high: float
-    method: str  # "paired", "welch", or why there is no interval
-    df: float
 
 
 def _mean(xs: Sequence[float]) -> float:

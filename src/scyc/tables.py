@@ -107,57 +107,57 @@ class Table:
 # ------------------------------------------------------------------------------------------------
 # Reading runs
 # ------------------------------------------------------------------------------------------------
+class _Unusable(Exception):
+    """``(status, reason)`` of a run that cannot be tabulated."""
+
+
 def load_run(path: Path, select: str = "end") -> Run:
     """Read one run dir; a run that cannot be used says why in ``status``/``reason``."""
     files = RunDir(path)
     run = Run(path=files.path, status="complete")
     try:
+        run.results = _read(run, files, select)
+    except _Unusable as exc:
+        run.status, run.reason = exc.args
+    return run
+
+
+def _read(run: Run, files: RunDir, select: str) -> pd.DataFrame:
+    """Fill ``run``'s overrides, schedule and seed; return its results, or raise ``_Unusable``."""
+    try:
         run.overrides, config = files.overrides, files.config
     except (OSError, yaml.YAMLError) as exc:
-        return Run(path=files.path, status="unreadable", reason=f".hydra: {type(exc).__name__}: {exc}")
+        raise _Unusable("unreadable", f".hydra: {type(exc).__name__}: {exc}") from exc
     run.schedule = (config.get("schedule") or {}).get("name") or run.overrides.get("schedule")
     seed = config.get("seed", run.overrides.get("seed"))
     run.seed = int(seed) if seed is not None else None
     try:
         summary = files.summary
     except (OSError, ValueError) as exc:
-        run.status, run.reason = "unreadable", f"summary.json: {exc}"
-        return run
+        raise _Unusable("unreadable", f"summary.json: {exc}") from exc
     if summary is None:
-        run.status, run.reason = "missing", "no summary.json (the run never started or was killed at start-up)"
-        return run
+        raise _Unusable("missing", "no summary.json (the run never started or was killed at start-up)")
     run.schedule = summary.get("schedule", run.schedule)
     if summary.get("seed") is not None:
         run.seed = int(summary["seed"])
-    status = summary.get("status", "unknown")
-    if status != "complete":
-        run.status = str(status)
-        done = summary.get("rounds_completed")
-        run.reason = str(summary.get("reason") or "")
+    if (status := summary.get("status", "unknown")) != "complete":
+        reason, done = str(summary.get("reason") or ""), summary.get("rounds_completed")
         if done is not None:
-            run.reason = f"{run.reason} ({done}/{summary.get('rounds', '?')} rounds done)".strip()
-        return run
+            reason = f"{reason} ({done}/{summary.get('rounds', '?')} rounds done)".strip()
+        raise _Unusable(str(status), reason)
     if not (files.path / "results.csv").exists():
-        run.status, run.reason = "missing", "summary.json says complete but results.csv is missing"
-        return run
+        raise _Unusable("missing", "summary.json says complete but results.csv is missing")
     try:
         results = files.results
     except (OSError, ValueError) as exc:
-        run.status, run.reason = "unreadable", f"results.csv: {exc}"
-        return run
-    if results is None:
-        run.status, run.reason = "unreadable", "results.csv is empty"
-        return run
-    missing = {"round", "sparsity", SELECT[select]} - set(results.columns)
-    if missing or results.empty:
-        run.status = "unreadable"
-        run.reason = f"results.csv lacks column(s) {sorted(missing)}" if missing else "results.csv has no rows"
-        return run
+        raise _Unusable("unreadable", f"results.csv: {exc}") from exc
+    if missing := {"round", "sparsity", SELECT[select]} - set(results.columns if results is not None else ()):
+        raise _Unusable("unreadable", f"results.csv lacks column(s) {sorted(missing)}")
+    if results.empty:
+        raise _Unusable("unreadable", "results.csv has no rows")
     if run.schedule is None:
-        run.status, run.reason = "unreadable", "no schedule name in summary.json or .hydra/config.yaml"
-        return run
-    run.results = results
-    return run
+        raise _Unusable("unreadable", "no schedule name in summary.json or .hydra/config.yaml")
+    return results
 
 
 # ------------------------------------------------------------------------------------------------

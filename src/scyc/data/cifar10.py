@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from scyc.data.base import DATASETS, Augment, RawData
+from scyc.data.base import DATASETS, Augment, RawData, find_or_fetch
 from scyc.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -93,15 +93,10 @@ def read_split(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y.long()
 
 
-def fetch(root: Path) -> bool:
-    try:
-        from torchvision.datasets import CIFAR10
+def fetch(root: Path) -> None:
+    from torchvision.datasets import CIFAR10
 
-        CIFAR10(str(root), train=True, download=True)
-        return True
-    except Exception as exc:  # no network, proxy refusal, ...
-        log.warning("torchvision download of CIFAR-10 into %s failed: %s", root, exc)
-        return False
+    CIFAR10(str(root), train=True, download=True)
 
 
 HOW_TO_FETCH = (
@@ -119,19 +114,18 @@ def cifar10(
     flip: bool = True,
     data_dir: str = "data",
 ) -> RawData:
-    if not isinstance(crop_padding, int) or crop_padding < 0:
-        raise ConfigError(f"dataset.crop_padding={crop_padding} must be an integer >= 0")
+    augment = Augment.checked(crop_padding, flip)
     root_path = Path(root).expanduser() if root is not None else Path(data_dir) / SUBDIR
     key = "dataset.root" if root is not None else "data_dir"
-    folder = find_folder(root_path)
-    if folder is None and download and fetch(root_path):
-        folder = find_folder(root_path)
-    if folder is None:
-        raise ConfigError(
-            f"CIFAR-10 not found: no {BASE_FOLDER}/batches.meta in {root_path} ({key}={root or data_dir}); "
-            + HOW_TO_FETCH
-            + ("" if download else "; dataset.download=false")
-        )
+    folder = find_or_fetch(
+        lambda: find_folder(root_path),
+        download,
+        lambda: fetch(root_path),
+        f"CIFAR-10 into {root_path}",
+        f"CIFAR-10 not found: no {BASE_FOLDER}/batches.meta in {root_path} ({key}={root or data_dir}); "
+        + HOW_TO_FETCH
+        + ("" if download else "; dataset.download=false"),
+    )
     from torchvision.datasets.utils import calculate_md5
 
     official = official_files()
@@ -154,6 +148,6 @@ def cifar10(
         num_classes=10,
         mean=MEAN,
         std=STD,
-        augment=Augment(crop_padding=crop_padding, flip=bool(flip)),
+        augment=augment,
         source=str(folder),
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from scyc.data.base import DATASETS, RawData
+from scyc.data.base import DATASETS, RawData, find_or_fetch
 from scyc.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,43 +65,35 @@ def find_files(directory: Path) -> dict[str, Path] | None:
     return None
 
 
-def fetch_torchvision(dest: Path) -> bool:
-    try:
-        from torchvision.datasets import FashionMNIST
+def fetch_torchvision(dest: Path) -> None:
+    from torchvision.datasets import FashionMNIST
 
-        for train in (True, False):
-            FashionMNIST(str(dest), train=train, download=True)
-        return True
-    except Exception as exc:  # no network, proxy refusal, ...
-        log.warning("torchvision download of Fashion-MNIST failed: %s", exc)
-        return False
+    for train in (True, False):
+        FashionMNIST(str(dest), train=train, download=True)
 
 
 def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> dict[str, Path]:
     if root is not None:
         root_path = Path(root).expanduser()
-        files = find_files(root_path)
-        if files is None and download and fetch_torchvision(root_path):
-            files = find_files(root_path)
-        if files is None:
-            raise ConfigError(
-                f"dataset.root={root}: no Fashion-MNIST IDX files ({', '.join(FILES.values())}, plain or .gz) "
-                f"in {root_path} or {root_path / 'FashionMNIST' / 'raw'}"
-                + ("" if download else "; set dataset.download=true to fetch them, or leave dataset.root unset")
-            )
-        return files
-    local = Path(data_dir) / SUBDIR
-    for directory in (local, Path(data_dir), SYSTEM_DIR):
-        files = find_files(directory)
-        if files is not None:
-            return files
-    if download and fetch_torchvision(Path(data_dir)) and (files := find_files(Path(data_dir))) is not None:
-        return files
-    raise ConfigError(
+        return find_or_fetch(
+            lambda: find_files(root_path),
+            download,
+            lambda: fetch_torchvision(root_path),
+            f"Fashion-MNIST into {root_path}",
+            f"dataset.root={root}: no Fashion-MNIST IDX files ({', '.join(FILES.values())}, plain or .gz) "
+            f"in {root_path} or {root_path / 'FashionMNIST' / 'raw'}"
+            + ("" if download else "; set dataset.download=true to fetch them, or leave dataset.root unset"),
+        )
+    local, data_dir = Path(data_dir) / SUBDIR, Path(data_dir)
+    return find_or_fetch(
+        lambda: next(filter(None, map(find_files, (local, data_dir, SYSTEM_DIR))), None),
+        download,
+        lambda: fetch_torchvision(data_dir),
+        f"Fashion-MNIST into {data_dir}",
         f"Fashion-MNIST not found in {local}, {data_dir} or {SYSTEM_DIR}"
         + (", and torchvision's download could not fetch it" if download else "")
         + f"; run `make data` (`python scripts/fetch_data.py fashion_mnist --data-dir {data_dir}`, which fetches "
-        f"Debian's {DEBIAN_PACKAGE}) or set dataset.root"
+        f"Debian's {DEBIAN_PACKAGE}) or set dataset.root",
     )
 
 
