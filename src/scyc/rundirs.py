@@ -3,8 +3,8 @@
 
 A run directory is what ``train.py`` leaves: ``.hydra/{overrides,config}.yaml`` (Hydra), ``summary.json``,
 ``results.csv``, ``lr_trace.csv`` and, with the gradient analysis, ``grad_stats.csv`` / ``grad_hist.npz``.
-Each file is read on first access; an absent (or empty) file reads as None (``{}`` for the ``.hydra`` files);
-an unreadable one raises, so that each caller decides what a broken run means to it.
+Each file is read on first access; an absent file reads as None (``{}`` for the ``.hydra`` files, and an empty
+table file as None too); an unreadable one raises, so that each caller decides what a broken run means to it.
 """
 
 from __future__ import annotations
@@ -20,67 +20,44 @@ import pandas as pd
 import yaml
 
 
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["schedule=scyc", "+experiment=x", "seed=1"]`` -> ``{"schedule": "scyc", "experiment": "x", "seed": "1"}``."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        if sep:
-            out[key.lstrip("+~")] = value
-    return out
-
-
 class RunDir:
     """The saved files of one run, each read when first asked for."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def _file(self, name: str) -> Path | None:
+    def _read(self, name: str, reader, allow_empty: bool = True):
         p = self.path / name
-        return p if p.exists() and p.stat().st_size > 0 else None
+        return reader(p) if p.exists() and (allow_empty or p.stat().st_size > 0) else None
 
-    def _yaml(self, name: str) -> Any:
-        p = self._file(f".hydra/{name}")
-        return yaml.safe_load(p.read_text()) if p is not None else None
-
-    def _csv(self, name: str) -> pd.DataFrame | None:
-        p = self._file(name)
-        return pd.read_csv(p) if p is not None else None
+    def _table(self, name: str) -> pd.DataFrame | None:
+        return self._read(name, pd.read_csv, allow_empty=False)
 
     @cached_property
     def overrides(self) -> dict[str, str]:
-        """Hydra's command-line overrides of the run, ``key -> value`` (``+``/``~`` prefixes dropped)."""
-        return parse_overrides(self._yaml("overrides.yaml") or [])
+        """Hydra's command-line overrides: ``["+experiment=x", "seed=1"]`` -> ``{"experiment": "x", "seed": "1"}``."""
+        items = self._read(".hydra/overrides.yaml", lambda p: yaml.safe_load(p.read_text())) or []
+        return {k.lstrip("+~"): v for k, sep, v in (str(i).partition("=") for i in items) if sep}
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        return self._yaml("config.yaml") or {}
+        return self._read(".hydra/config.yaml", lambda p: yaml.safe_load(p.read_text())) or {}
 
     @cached_property
     def summary(self) -> dict[str, Any] | None:
-        p = self.path / "summary.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        return self._read("summary.json", lambda p: json.loads(p.read_text()))
 
-    @cached_property
-    def results(self) -> pd.DataFrame | None:
-        return self._csv("results.csv")
-
-    @cached_property
-    def lr(self) -> pd.DataFrame | None:
-        return self._csv("lr_trace.csv")
-
-    @cached_property
-    def grad_stats(self) -> pd.DataFrame | None:
-        return self._csv("grad_stats.csv")
+    results = cached_property(lambda self: self._table("results.csv"))
+    lr = cached_property(lambda self: self._table("lr_trace.csv"))
+    grad_stats = cached_property(lambda self: self._table("grad_stats.csv"))
 
     @cached_property
     def hist(self) -> dict[str, np.ndarray] | None:
-        p = self._file("grad_hist.npz")
-        if p is None:
-            return None
-        with np.load(p) as z:
-            return {k: z[k] for k in z.files}
+        def load(p: Path) -> dict[str, np.ndarray]:
+            with np.load(p) as z:
+                return {k: z[k] for k in z.files}
+
+        return self._read("grad_hist.npz", load, allow_empty=False)
 
 
 def find_run_dirs(sweep_dir: str | Path) -> list[Path]:

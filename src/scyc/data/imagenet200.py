@@ -42,7 +42,7 @@ MEAN = (0.4802, 0.4481, 0.3975)
 STD = (0.2770, 0.2691, 0.2821)
 CACHE_VERSION = 1
 HOW_TO_FETCH = (
-    f"fetch it with `scripts/download_tiny_imagenet.sh <dir>` or dataset.download=true (needs the internet; "
+    f"fetch it with `python scripts/fetch_data.py imagenet200 --data-dir <dir>` or dataset.download=true (needs the internet; "
     f"{URL}) and point dataset.root at the unpacked {FOLDER}/ or its parent"
 )
 
