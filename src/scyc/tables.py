@@ -205,18 +205,21 @@ def aggregate(
         df["seed"] = r.seed
         frames.append(df)
     row_cols = ["schedule", *row_keys]
-    if frames:
-        long = pd.concat(frames, ignore_index=True).dropna(subset=["acc"])
-        cells = long.groupby([*row_cols, "sparsity"], sort=False).agg(
-            mean=("acc", "mean"),
-            std=("acc", "std"),
-            n=("acc", "size"),
-            round=("round", "min"),
-            seeds=("seed", lambda s: tuple(sorted(int(x) for x in s if x is not None and not pd.isna(x)))),
-            values=("acc", lambda s: tuple(s)),
+    long = pd.concat(frames, ignore_index=True).dropna(subset=["acc"]) if frames else None
+    if long is not None:  # sorted by seed: each cell's values then pair up by seed
+        cells = (
+            long.sort_values("seed", kind="stable")
+            .groupby([*row_cols, "sparsity"], sort=False)
+            .agg(
+                mean=("acc", "mean"),
+                std=("acc", "std"),
+                n=("acc", "size"),
+                round=("round", "min"),
+                seeds=("seed", lambda s: tuple(int(x) for x in s if x is not None and not pd.isna(x))),
+                values=("acc", tuple),
+            )
         )
     else:
-        long = pd.DataFrame(columns=[*row_cols, "sparsity", "acc", "round", "seed"])
         cells = pd.DataFrame(
             columns=["mean", "std", "n", "round", "seeds", "values"],
             index=pd.MultiIndex.from_tuples([], names=[*row_cols, "sparsity"]),
@@ -255,8 +258,7 @@ def aggregate(
             if not cands:
                 continue
             best = max(cands, key=lambda row: cells.loc[(*row, s), "mean"])
-            a, b = cells.loc[(*ref, s)], cells.loc[(*best, s)]
-            per_col[s] = (best[0], _difference(long, row_cols, ref, best, s, a, b))
+            per_col[s] = (best[0], _difference(cells.loc[(*ref, s)], cells.loc[(*best, s)]))
         if per_col:
             margins[group] = per_col
     return Table(
@@ -273,19 +275,11 @@ def aggregate(
     )
 
 
-def _difference(long: pd.DataFrame, row_cols: list[str], ref: tuple, best: tuple, s: float, a, b) -> Difference:
-    """Paired by seed when both rows have the same seeds, each once; Welch otherwise."""
-    seeds_a, seeds_b = a["seeds"], b["seeds"]
-    if len(seeds_a) == a["n"] and seeds_a == seeds_b and len(set(seeds_a)) == len(seeds_a) and a["n"] >= 2:
-
-        def by_seed(row: tuple) -> list[float]:
-            mask = long["sparsity"] == s
-            for col, value in zip(row_cols, row):
-                mask = mask & (long[col] == value)
-            sub = long[mask].sort_values("seed")
-            return sub["acc"].tolist()
-
-        return paired_interval(by_seed(ref), by_seed(best), LEVEL)
+def _difference(a: pd.Series, b: pd.Series) -> Difference:
+    """Paired by seed when both cells have the same seeds, each once (values are in seed order); Welch otherwise."""
+    seeds = a["seeds"]
+    if len(seeds) == a["n"] >= 2 and seeds == b["seeds"] and len(set(seeds)) == len(seeds):
+        return paired_interval(list(a["values"]), list(b["values"]), LEVEL)
     return welch_interval(list(a["values"]), list(b["values"]), LEVEL)
 
 
