@@ -5,9 +5,10 @@ Every rank runs the whole experiment; what keeps them one run:
 * **Launch.** ``init`` reads torchrun's environment (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) or, inside a
   Slurm job step (``srun``; the submitit launcher's tasks are srun tasks), submitit's ``JobEnvironment`` for
   Slurm read for the step (global rank, local rank, ``SLURM_STEP_NUM_TASKS`` tasks, the step's hostnames),
-  with ``MASTER_ADDR`` = the first host and ``MASTER_PORT`` derived from the job id. NCCL on CUDA (each rank uses ``cuda:LOCAL_RANK``), gloo on
-  the CPU. A single process (no such variables, or a world of one) creates no process group and every
-  helper here is a no-op, so plain runs are untouched. ``SCYC_SLURM_DDP=0`` ignores the Slurm variables.
+  with ``MASTER_ADDR`` = the first host and ``MASTER_PORT`` derived from the job id. NCCL on CUDA (each rank
+  uses ``cuda:LOCAL_RANK``), gloo on the CPU. A single process (no such variables, or a world of one) creates
+  no process group and every helper here is a no-op, so plain runs are untouched. ``SCYC_SLURM_DDP=0``
+  ignores the Slurm variables.
 * **Data.** ``train.batch_size`` is the *global* batch; each rank takes ``batch_size / world_size`` rows
   of every global batch from a permutation all ranks draw identically (``TensorLoader(rank=,
   world_size=)``); evaluation is sharded the same way and the sums are all-reduced, once per epoch.
