@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from scyc.analysis.figures import GLOBAL, RunFiles, make_figures
+from scyc.analysis.figures import GLOBAL, make_figures
+from scyc.rundirs import RunDir
 
 
 def std_table(run_dirs: list[Path]) -> pd.DataFrame | None:
     """Global gradient std per (round, when): mean and std over runs."""
     frames = []
     for i, d in enumerate(run_dirs):
-        stats = RunFiles.load(d).grad_stats
+        stats = RunDir(d).grad_stats
         if stats is not None:
             frames.append(stats[stats["layer"] == GLOBAL].assign(run=i))
     if not frames:

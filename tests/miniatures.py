@@ -1,7 +1,8 @@
 """Miniature copies of the paper's data sets in their EXACT official on-disk layouts, for tests.
 
-``make_cifar10(root)`` writes ``root/cifar-10-batches-py/`` (pickled dicts with ``b"batch_label"``,
-``b"labels"``, ``b"data"``, ``b"filenames"``; ``batches.meta`` with ``b"label_names"``), and
+``make_cifar10(root)`` writes ``root/cifar-10-batches-py/`` (pickled dicts with ``"batch_label"``,
+``"labels"``, ``"data"``, ``"filenames"``: the official Python 2 pickles' keys as torchvision reads them;
+``batches.meta`` with ``"label_names"``), and
 ``make_tiny_imagenet(root)`` writes ``root/tiny-imagenet-200/`` (``wnids.txt``, ``words.txt``,
 ``train/<wnid>/images/*.JPEG`` with ``<wnid>_boxes.txt``, ``val/images``, ``val/val_annotations.txt``,
 ``test/images``). Both return the images and labels they wrote, so tests can compare decoded data.
@@ -30,17 +31,17 @@ def make_cifar10(root: Path, per_batch: int = 20, n_test: int = 20, seed: int = 
         y = torch.randint(0, 10, (n,), generator=g)
         label = b"testing batch 1 of 1" if name == "test_batch" else f"training batch {name[-1]} of 5".encode("ascii")
         entry = {
-            b"batch_label": label,
-            b"labels": y.tolist(),
-            b"data": x.reshape(n, 3072).numpy(),
-            b"filenames": [f"mini_{name}_{i}.png".encode() for i in range(n)],
+            "batch_label": label,
+            "labels": y.tolist(),
+            "data": x.reshape(n, 3072).numpy(),
+            "filenames": [f"mini_{name}_{i}.png".encode() for i in range(n)],
         }
         with open(folder / name, "wb") as fh:
             pickle.dump(entry, fh, protocol=2)
         xs.append(x)
         ys.append(y)
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({b"num_cases_per_batch": per_batch, b"label_names": CIFAR_LABELS, b"num_vis": 3072}, fh)
+        pickle.dump({"num_cases_per_batch": per_batch, "label_names": CIFAR_LABELS, "num_vis": 3072}, fh)
     (folder / "readme.html").write_text("<html>miniature</html>\n")
     return {"train_x": torch.cat(xs[:5]), "train_y": torch.cat(ys[:5]), "test_x": xs[5], "test_y": ys[5]}
 

@@ -119,3 +119,12 @@ def test_augmentation_matches_per_image_crop_and_flip():
         if flip[i]:
             img = img.flip(2)
         assert torch.equal(out[i], img)
+
+
+def test_missing_fashion_mnist_says_how_to_fetch_it_and_runs_no_apt(tmp_path, monkeypatch):
+    from scyc.data import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr("subprocess.run", lambda *a, **k: pytest.fail(f"the data set ran {a}"))
+    with pytest.raises(ConfigError, match=r"run `make data` \(`python scripts/fetch_data.py fashion_mnist"):
+        build_data({"name": "fashion_mnist", "download": False}, torch.device("cpu"), data_dir=str(tmp_path))

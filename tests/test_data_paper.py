@@ -123,7 +123,7 @@ def test_tiny_imagenet_cache_is_reused_and_invalidated_when_files_change(tmp_pat
 
 
 def test_tiny_imagenet_missing_and_malformed_files_are_named(tmp_path):
-    with pytest.raises(ConfigError, match=rf"no wnids.txt in {tmp_path}.*download_tiny_imagenet.sh"):
+    with pytest.raises(ConfigError, match=rf"no wnids.txt in {tmp_path}.*scripts/fetch_data.py imagenet200"):
         build_data(tin_cfg(tmp_path), CPU)
     written = make_tiny_imagenet(tmp_path, n_classes=2, train_per_class=2, val_per_class=1)
     ann = written["folder"] / "val" / "val_annotations.txt"

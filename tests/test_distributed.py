@@ -22,7 +22,7 @@ from torch import nn
 
 from scyc import distributed
 from scyc.data import Augment
-from scyc.data.loader import ShardedBatchSampler, TensorLoader
+from scyc.data.loader import TensorLoader
 from scyc.registry import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,23 +65,6 @@ def test_evaluation_shards_cover_the_split_once_even_with_a_short_last_batch():
     assert [s.num_examples for s in shards] == [7, 7, 5, 4]  # 10 -> 3,3,2,2 twice; 3 -> 1,1,1,0
 
 
-def test_dataloader_batch_sampler_shards_like_the_tensor_loader():
-    from torch.utils.data import DataLoader, TensorDataset
-
-    data = TensorDataset(torch.arange(50))
-    single = ShardedBatchSampler(50, 8, seed=3)
-    ranks = [ShardedBatchSampler(50, 8, rank=r, world_size=2, seed=3) for r in range(2)]
-    for _ in range(2):  # two epochs: each a new permutation, the same one on every rank
-        ref = [b[0] for b in DataLoader(data, batch_sampler=single)]
-        shards = [[b[0] for b in DataLoader(data, batch_sampler=s)] for s in ranks]
-        assert len(ref) == len(shards[0]) == len(shards[1]) == 6
-        for b, batch in enumerate(ref):
-            assert torch.equal(torch.cat([shards[0][b], shards[1][b]]), batch)
-    assert single.epoch == 2 and ref[0].tolist() != [b[0] for b in DataLoader(data, batch_sampler=single)][0].tolist()
-    with pytest.raises(ValueError, match="not divisible by the world size 3"):
-        ShardedBatchSampler(50, 8, rank=0, world_size=3)
-
-
 def test_global_batch_must_divide_over_the_ranks():
     x, y = torch.zeros(64, 1, 4, 4, dtype=torch.uint8), torch.zeros(64, dtype=torch.long)
     with pytest.raises(ValueError, match="not divisible by the world size 3"):
@@ -91,16 +74,25 @@ def test_global_batch_must_divide_over_the_ranks():
     distributed.DistEnv(rank=0, world_size=4).check_global_batch(128)
 
 
-def test_launch_environment_from_torchrun_and_slurm():
-    assert distributed.launch_env({}) is None
+def test_launch_environment_from_torchrun_and_slurm(monkeypatch):
+    def launch(env):
+        monkeypatch.setattr(os, "environ", dict(env))
+        return distributed.launch_env()
+
+    assert launch({}) is None
     torchrun = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}
-    assert distributed.launch_env(torchrun) == distributed.LaunchEnv(3, 4, 1, "torchrun")
+    assert launch(torchrun) == distributed.LaunchEnv(3, 4, 1, "torchrun")
     step = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "8", "SLURM_LOCALID": "1"}
-    assert distributed.launch_env(step) == distributed.LaunchEnv(5, 8, 1, "slurm")
+    assert launch(step) == distributed.LaunchEnv(5, 8, 1, "slurm")
     batch_script = {"SLURM_PROCID": "0", "SLURM_NTASKS": "8"}  # sbatch's own shell is not a rank
-    assert distributed.launch_env(batch_script) is None
-    assert distributed.launch_env({**step, "SCYC_SLURM_DDP": "0"}) is None
-    assert distributed.launch_env({**step, "SLURM_STEP_NUM_TASKS": "1"}) is None  # one task per job: plain
+    assert launch(batch_script) is None
+    assert launch({**step, "SCYC_SLURM_DDP": "0"}) is None
+    assert launch({**step, "SLURM_STEP_NUM_TASKS": "1"}) is None  # one task per job: plain
+    # MASTER_ADDR: the step's first node, else the job's (node lists parsed by submitit's JobEnvironment)
+    launch({**step, "SLURM_JOB_NODELIST": "gpu[3-4],cpu1", "SLURM_STEP_NODELIST": "gpu[4-5]"})
+    assert distributed._slurm_master_addr() == "gpu4"
+    launch({**step, "SLURM_JOB_NODELIST": "gpu[03-04],cpu1"})
+    assert distributed._slurm_master_addr() == "gpu03"
 
 
 def test_device_choice_per_rank():
@@ -182,8 +174,7 @@ def _collectives_and_digest(rank, tmp_path, port):
     )  # fmt: skip
     env = distributed.init("cpu")
     out = {"source": env.source, "rank": env.rank, "world": env.world_size, "port": os.environ["MASTER_PORT"]}
-    out["sum"] = env.all_reduce_sum(torch.tensor([1.0, rank]), torch.tensor(10.0 * rank))[0].tolist()
-    out["gathered"] = env.all_gather_cat(torch.arange(rank + 2, dtype=torch.float32) + 10 * rank).tolist()
+    out["means"] = env.mean_over_ranks([float(rank), 10.0], count=rank + 1)
     masks = [torch.ones(4, 5, dtype=torch.bool), torch.ones(7, dtype=torch.bool)]
     out["digest_ok"] = env.check_masks_identical(masks)
     if rank == 1:
@@ -202,8 +193,7 @@ def test_collectives_and_mask_mismatch_stop_every_rank(tmp_path):
     for rank, out in enumerate(outs):
         assert "error" not in out, out.get("trace")
         assert (out["source"], out["rank"], out["world"], out["port"]) == ("slurm", rank, 2, str(port))
-        assert out["sum"] == [2.0, 1.0]
-        assert out["gathered"] == [0.0, 1.0, 10.0, 11.0, 12.0]
+        assert out["means"] == pytest.approx([2 / 3, 10.0])  # example-weighted: (0*1 + 1*2) / 3
         msg = out["mismatch"]
         assert msg is not None and "pruning masks differ across ranks in the test" in msg
         assert "rank 0:" in msg and "rank 1:" in msg

@@ -2,12 +2,13 @@
 
 Every rank runs the whole experiment; what keeps them one run:
 
-* **Launch.** ``init`` reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by ``torchrun``) or, inside a
-  Slurm job step (``srun``; the submitit launcher's tasks are srun tasks), ``SLURM_PROCID``/
-  ``SLURM_STEP_NUM_TASKS``/``SLURM_LOCALID``, with ``MASTER_ADDR`` = the job's first host and
-  ``MASTER_PORT`` derived from the job id. NCCL on CUDA (each rank uses ``cuda:LOCAL_RANK``), gloo on
-  the CPU. A single process (no such variables, or a world of one) creates no process group and every
-  helper here is a no-op, so plain runs are untouched. ``SCYC_SLURM_DDP=0`` ignores the Slurm variables.
+* **Launch.** ``init`` reads torchrun's environment (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) or, inside a
+  Slurm job step (``srun``; the submitit launcher's tasks are srun tasks), submitit's ``JobEnvironment`` for
+  Slurm read for the step (global rank, local rank, ``SLURM_STEP_NUM_TASKS`` tasks, the step's hostnames),
+  with ``MASTER_ADDR`` = the first host and ``MASTER_PORT`` derived from the job id. NCCL on CUDA (each rank
+  uses ``cuda:LOCAL_RANK``), gloo on the CPU. A single process (no such variables, or a world of one) creates
+  no process group and every helper here is a no-op, so plain runs are untouched. ``SCYC_SLURM_DDP=0``
+  ignores the Slurm variables.
 * **Data.** ``train.batch_size`` is the *global* batch; each rank takes ``batch_size / world_size`` rows
   of every global batch from a permutation all ranks draw identically (``TensorLoader(rank=,
   world_size=)``); evaluation is sharded the same way and the sums are all-reduced, once per epoch.
@@ -24,8 +25,6 @@ Every rank runs the whole experiment; what keeps them one run:
   empty directories. Non-zero ranks also drop Hydra's log-file handler (no interleaved lines in rank 0's
   log) and log warnings only.
 
-For gradient statistics and other measurements: sum locally, then ``all_reduce_sum`` (means, variances,
-histograms with fixed bins), or ``all_gather_cat`` a per-rank sample to take quantiles of the union.
 Callbacks that write files check ``exp.dist.is_main``.
 """
 
@@ -37,7 +36,6 @@ import datetime
 import hashlib
 import logging
 import os
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from submitit.slurm.slurm import SlurmJobEnvironment
 from torch import nn
 
 from scyc.callbacks import Callback
@@ -52,22 +51,6 @@ from scyc.registry import ConfigError
 from scyc.tracking import CsvTable
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "DistEnv",
-    "MaskMismatchError",
-    "current",
-    "init",
-    "cleanup",
-    "session",
-    "is_main",
-    "barrier",
-    "launch_env",
-    "mask_digest",
-    "MaskDigestCheck",
-    "NullTable",
-    "shared_run_dir",
-]
 
 
 class MaskMismatchError(RuntimeError):
@@ -82,36 +65,33 @@ class LaunchEnv:
     source: str  # torchrun | slurm
 
 
-def _slurm_master_addr() -> str:
-    nodelist = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST", "")
-    if not nodelist:
-        return "127.0.0.1"
-    try:
-        out = subprocess.run(
-            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, timeout=30, check=True
-        )
-        hosts = out.stdout.split()
-        if hosts:
-            return hosts[0]
-    except (OSError, subprocess.SubprocessError):
-        pass
-    from submitit.slurm.slurm import _parse_node_list  # the same parser submitit's JobEnvironment uses
+class _SlurmStep(SlurmJobEnvironment):
+    """submitit's Slurm ``JobEnvironment`` read for the job step (its tasks and nodes) rather than the whole job.
 
-    return _parse_node_list(nodelist)[0]
+    ``SLURM_STEP_NUM_TASKS`` exists only inside a job step (srun, submitit's tasks), not in the batch script,
+    whose ``SLURM_NTASKS`` would otherwise make a lone ``python train.py`` wait for peers that never come.
+    """
+
+    _env = {**SlurmJobEnvironment._env, "num_tasks": "SLURM_STEP_NUM_TASKS", "nodes": "SLURM_STEP_NODELIST"}
 
 
-def launch_env(environ: dict[str, str] | None = None) -> LaunchEnv | None:
-    """Rank, world size and local rank from torchrun's or Slurm's variables; None for a plain process."""
-    env = os.environ if environ is None else environ
+def launch_env() -> LaunchEnv | None:
+    """Rank, world size and local rank from torchrun's environment or Slurm's (through submitit's
+    ``JobEnvironment``); None for a plain process."""
+    env = os.environ
     if "RANK" in env and "WORLD_SIZE" in env:
         return LaunchEnv(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)), "torchrun")
-    # SLURM_STEP_NUM_TASKS exists only inside a job step (srun, submitit's tasks), not in the batch script,
-    # whose SLURM_NTASKS would otherwise make a lone `python train.py` wait for peers that never come.
     if env.get("SCYC_SLURM_DDP", "1") != "0" and "SLURM_STEP_NUM_TASKS" in env and "SLURM_PROCID" in env:
-        world = int(env["SLURM_STEP_NUM_TASKS"])
-        if world > 1:
-            return LaunchEnv(int(env["SLURM_PROCID"]), world, int(env.get("SLURM_LOCALID", 0)), "slurm")
+        step = _SlurmStep()
+        if step.num_tasks > 1:
+            return LaunchEnv(step.global_rank, step.num_tasks, step.local_rank, "slurm")
     return None
+
+
+def _slurm_master_addr() -> str:
+    """The step's first host (its node list parsed by submitit), else the job's."""
+    job = _SlurmStep() if os.environ.get("SLURM_STEP_NODELIST") else SlurmJobEnvironment()
+    return job.hostnames[0]
 
 
 @dataclass(frozen=True)
@@ -165,12 +145,6 @@ class DistEnv:
     def _tensor_device(self) -> torch.device:
         return self.device if self.backend == "nccl" and self.device is not None else torch.device("cpu")
 
-    def barrier(self) -> None:
-        if self.enabled and self.backend == "nccl":
-            dist.barrier(device_ids=[self.device.index])
-        elif self.enabled:
-            dist.barrier()
-
     def broadcast_object(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s (picklable) object on every rank."""
         if not self.enabled:
@@ -178,40 +152,6 @@ class DistEnv:
         box = [obj]
         dist.broadcast_object_list(box, src=src)
         return box[0]
-
-    def all_reduce_sum(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Sum each tensor over the ranks, in place (one collective for all of them); returns them.
-
-        For statistics of gradients or weights: accumulate per-rank sums (of x, x², counts, fixed-bin
-        histograms) on the device, then reduce once. Tensors must be on this rank's device (the GPU with
-        NCCL) and have the same shapes on every rank.
-        """
-        if not self.enabled or not tensors:
-            return tensors
-        flat = torch.cat([t.reshape(-1).to(torch.float64) for t in tensors])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        for t, part in zip(tensors, flat.split([t.numel() for t in tensors])):
-            t.copy_(part.view_as(t))
-        return tensors
-
-    def all_gather_cat(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Every rank's 1-D ``tensor`` (lengths may differ) concatenated in rank order, on every rank.
-
-        For quantiles of a statistic whose samples are spread over the ranks: gather, then
-        ``torch.quantile`` on the result. Keep the per-rank sample small (a subsample, not all weights).
-        """
-        if not self.enabled:
-            return tensor
-        tensor = tensor.reshape(-1)
-        n = torch.tensor([tensor.numel()], device=tensor.device)
-        sizes = [torch.zeros_like(n) for _ in range(self.world_size)]
-        dist.all_gather(sizes, n)
-        longest = int(max(s.item() for s in sizes))
-        padded = torch.zeros(longest, dtype=tensor.dtype, device=tensor.device)
-        padded[: tensor.numel()] = tensor
-        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
-        dist.all_gather(parts, padded)
-        return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
 
     def mean_over_ranks(self, values: Sequence[float], count: int) -> list[float]:
         """Example-weighted means over the ranks of per-rank means ``values`` over ``count`` examples."""
@@ -307,10 +247,6 @@ def current() -> DistEnv:
 
 def is_main() -> bool:
     return _ENV.is_main
-
-
-def barrier() -> None:
-    _ENV.barrier()
 
 
 def _device_for(spec: str, launch: LaunchEnv) -> torch.device:

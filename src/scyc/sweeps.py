@@ -99,7 +99,7 @@ class ResultsTableCallback(Callback):
     def _at_exit(self) -> None:
         if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
             return
-        from scyc.tables import find_run_dirs
+        from scyc.rundirs import find_run_dirs
 
         if not find_run_dirs(self._sweep_dir):
             return  # nothing ran (e.g. the sweep failed to compose): nothing to tabulate

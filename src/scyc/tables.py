@@ -27,10 +27,9 @@ or, as a documented alternative, the test accuracy at the epoch of best validati
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from scyc.rundirs import RunDir, find_run_dirs
 from scyc.stats import Difference, paired_interval, welch_interval
 
 log = logging.getLogger(__name__)
@@ -107,99 +107,57 @@ class Table:
 # ------------------------------------------------------------------------------------------------
 # Reading runs
 # ------------------------------------------------------------------------------------------------
-def find_run_dirs(sweep_dir: Path) -> list[Path]:
-    """Every run under ``sweep_dir``: folders holding ``.hydra/``, ``summary.json`` or ``results.csv`` (a run
-    that failed before writing anything still has Hydra's ``.hydra/``). Hidden folders (``.submitit``) and
-    W&B folders are skipped; so is anything nested inside a run."""
-    sweep_dir = Path(sweep_dir)
-    found: set[Path] = set()
-    for pattern in ("summary.json", "results.csv", ".hydra/overrides.yaml", ".hydra/config.yaml"):
-        for p in sweep_dir.rglob(pattern):
-            run = p.parent.parent if p.parent.name == ".hydra" else p.parent
-            rel = run.relative_to(sweep_dir).parts
-            if any(part.startswith(".") or part == "wandb" for part in rel):
-                continue
-            found.add(run)
-    runs = sorted(found, key=_natural_key)
-    return [r for r in runs if not any(other != r and other in r.parents for other in runs)]
-
-
-def _natural_key(path: Path) -> list:
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``["schedule=scyc", "+experiment=x", "seed=1"]`` -> ``{"schedule": "scyc", "experiment": "x", "seed": "1"}``."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        if sep:
-            out[key.lstrip("+~")] = value
-    return out
-
-
-def _read_yaml(path: Path) -> Any:
-    with open(path) as fh:
-        return yaml.safe_load(fh)
+class _Unusable(Exception):
+    """``(status, reason)`` of a run that cannot be tabulated."""
 
 
 def load_run(path: Path, select: str = "end") -> Run:
     """Read one run dir; a run that cannot be used says why in ``status``/``reason``."""
-    path = Path(path)
-    run = Run(path=path, status="complete")
-    config: dict[str, Any] = {}
+    files = RunDir(path)
+    run = Run(path=files.path, status="complete")
     try:
-        if (path / ".hydra" / "overrides.yaml").exists():
-            run.overrides = parse_overrides(_read_yaml(path / ".hydra" / "overrides.yaml") or [])
-        if (path / ".hydra" / "config.yaml").exists():
-            config = _read_yaml(path / ".hydra" / "config.yaml") or {}
+        run.results = _read(run, files, select)
+    except _Unusable as exc:
+        run.status, run.reason = exc.args
+    return run
+
+
+def _read(run: Run, files: RunDir, select: str) -> pd.DataFrame:
+    """Fill ``run``'s overrides, schedule and seed; return its results, or raise ``_Unusable``."""
+    try:
+        run.overrides, config = files.overrides, files.config
     except (OSError, yaml.YAMLError) as exc:
-        return Run(path=path, status="unreadable", reason=f".hydra: {type(exc).__name__}: {exc}")
+        raise _Unusable("unreadable", f".hydra: {type(exc).__name__}: {exc}") from exc
     run.schedule = (config.get("schedule") or {}).get("name") or run.overrides.get("schedule")
     seed = config.get("seed", run.overrides.get("seed"))
     run.seed = int(seed) if seed is not None else None
-
-    summary_path, results_path = path / "summary.json", path / "results.csv"
-    if not summary_path.exists():
-        run.status, run.reason = "missing", "no summary.json (the run never started or was killed at start-up)"
-        return run
     try:
-        summary = json.loads(summary_path.read_text())
+        summary = files.summary
     except (OSError, ValueError) as exc:
-        run.status, run.reason = "unreadable", f"summary.json: {exc}"
-        return run
+        raise _Unusable("unreadable", f"summary.json: {exc}") from exc
+    if summary is None:
+        raise _Unusable("missing", "no summary.json (the run never started or was killed at start-up)")
     run.schedule = summary.get("schedule", run.schedule)
     if summary.get("seed") is not None:
         run.seed = int(summary["seed"])
-    status = summary.get("status", "unknown")
-    if status != "complete":
-        run.status = str(status)
-        done = summary.get("rounds_completed")
-        run.reason = str(summary.get("reason") or "")
+    if (status := summary.get("status", "unknown")) != "complete":
+        reason, done = str(summary.get("reason") or ""), summary.get("rounds_completed")
         if done is not None:
-            run.reason = f"{run.reason} ({done}/{summary.get('rounds', '?')} rounds done)".strip()
-        return run
-    if not results_path.exists():
-        run.status, run.reason = "missing", "summary.json says complete but results.csv is missing"
-        return run
+            reason = f"{reason} ({done}/{summary.get('rounds', '?')} rounds done)".strip()
+        raise _Unusable(str(status), reason)
+    if not (files.path / "results.csv").exists():
+        raise _Unusable("missing", "summary.json says complete but results.csv is missing")
     try:
-        results = pd.read_csv(results_path)
+        results = files.results
     except (OSError, ValueError) as exc:
-        run.status, run.reason = "unreadable", f"results.csv: {exc}"
-        return run
-    column = SELECT[select]
-    missing = {"round", "sparsity", column} - set(results.columns)
-    if missing or results.empty:
-        run.status = "unreadable"
-        run.reason = f"results.csv lacks column(s) {sorted(missing)}" if missing else "results.csv has no rows"
-        return run
+        raise _Unusable("unreadable", f"results.csv: {exc}") from exc
+    if missing := {"round", "sparsity", SELECT[select]} - set(results.columns if results is not None else ()):
+        raise _Unusable("unreadable", f"results.csv lacks column(s) {sorted(missing)}")
+    if results.empty:
+        raise _Unusable("unreadable", "results.csv has no rows")
     if run.schedule is None:
-        run.status, run.reason = "unreadable", "no schedule name in summary.json or .hydra/config.yaml"
-        return run
-    run.results = results
-    return run
+        raise _Unusable("unreadable", "no schedule name in summary.json or .hydra/config.yaml")
+    return results
 
 
 # ------------------------------------------------------------------------------------------------
@@ -247,18 +205,21 @@ def aggregate(
         df["seed"] = r.seed
         frames.append(df)
     row_cols = ["schedule", *row_keys]
-    if frames:
-        long = pd.concat(frames, ignore_index=True).dropna(subset=["acc"])
-        cells = long.groupby([*row_cols, "sparsity"], sort=False).agg(
-            mean=("acc", "mean"),
-            std=("acc", "std"),
-            n=("acc", "size"),
-            round=("round", "min"),
-            seeds=("seed", lambda s: tuple(sorted(int(x) for x in s if x is not None and not pd.isna(x)))),
-            values=("acc", lambda s: tuple(s)),
+    long = pd.concat(frames, ignore_index=True).dropna(subset=["acc"]) if frames else None
+    if long is not None:  # sorted by seed: each cell's values then pair up by seed
+        cells = (
+            long.sort_values("seed", kind="stable")
+            .groupby([*row_cols, "sparsity"], sort=False)
+            .agg(
+                mean=("acc", "mean"),
+                std=("acc", "std"),
+                n=("acc", "size"),
+                round=("round", "min"),
+                seeds=("seed", lambda s: tuple(int(x) for x in s if x is not None and not pd.isna(x))),
+                values=("acc", tuple),
+            )
         )
     else:
-        long = pd.DataFrame(columns=[*row_cols, "sparsity", "acc", "round", "seed"])
         cells = pd.DataFrame(
             columns=["mean", "std", "n", "round", "seeds", "values"],
             index=pd.MultiIndex.from_tuples([], names=[*row_cols, "sparsity"]),
@@ -297,8 +258,7 @@ def aggregate(
             if not cands:
                 continue
             best = max(cands, key=lambda row: cells.loc[(*row, s), "mean"])
-            a, b = cells.loc[(*ref, s)], cells.loc[(*best, s)]
-            per_col[s] = (best[0], _difference(long, row_cols, ref, best, s, a, b))
+            per_col[s] = (best[0], _difference(cells.loc[(*ref, s)], cells.loc[(*best, s)]))
         if per_col:
             margins[group] = per_col
     return Table(
@@ -315,19 +275,11 @@ def aggregate(
     )
 
 
-def _difference(long: pd.DataFrame, row_cols: list[str], ref: tuple, best: tuple, s: float, a, b) -> Difference:
-    """Paired by seed when both rows have the same seeds, each once; Welch otherwise."""
-    seeds_a, seeds_b = a["seeds"], b["seeds"]
-    if len(seeds_a) == a["n"] and seeds_a == seeds_b and len(set(seeds_a)) == len(seeds_a) and a["n"] >= 2:
-
-        def by_seed(row: tuple) -> list[float]:
-            mask = long["sparsity"] == s
-            for col, value in zip(row_cols, row):
-                mask = mask & (long[col] == value)
-            sub = long[mask].sort_values("seed")
-            return sub["acc"].tolist()
-
-        return paired_interval(by_seed(ref), by_seed(best), LEVEL)
+def _difference(a: pd.Series, b: pd.Series) -> Difference:
+    """Paired by seed when both cells have the same seeds, each once (values are in seed order); Welch otherwise."""
+    seeds = a["seeds"]
+    if len(seeds) == a["n"] >= 2 and seeds == b["seeds"] and len(set(seeds)) == len(seeds):
+        return paired_interval(list(a["values"]), list(b["values"]), LEVEL)
     return welch_interval(list(a["values"]), list(b["values"]), LEVEL)
 
 
@@ -434,16 +386,12 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def _md_table(frame: pd.DataFrame, index_name: str) -> str:
-    head = [index_name, *map(str, frame.columns)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + [":---:"] * len(frame.columns)) + "|"]
-    for label, values in frame.iterrows():
-        lines.append("| " + " | ".join(_md_escape(x) for x in [label, *values.tolist()]) + " |")
-    return "\n".join(lines)
+    """A GitHub/pipe markdown table (tabulate), first column left-aligned, the others centred."""
+    cell = lambda x: str(x).replace("|", "\\|").replace("\n", " ")  # noqa: E731  (pipes and newlines break a row)
+    frame = frame.map(cell).rename(index=cell).rename_axis(index_name)
+    align = ["left"] + ["center"] * len(frame.columns)
+    return frame.to_markdown(tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 def _notes(table: Table) -> list[str]:
@@ -483,30 +431,25 @@ def render_markdown(table: Table, decimals: int = 2) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _tex_escape(text: str) -> str:
-    repl = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_"}
-    repl |= {"{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(repl.get(ch, ch) for ch in str(text))
-
-
 def render_latex(table: Table, decimals: int = 2) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``), best cells in bold."""
-    frame = display_frame(table, decimals, bold=("\x00", "\x01"))
-
-    def tex(cell: str) -> str:
-        bold = cell.startswith("\x00")
-        body = _tex_escape(cell.strip("\x00\x01")).replace("±", r"$\pm$").replace("−", "$-$")
-        return rf"\textbf{{{body}}}" if bold else body
-
-    out = frame.map(tex)
-    out.index = [_tex_escape(i).replace("−", "$-$") for i in out.index]
-    out.columns = [_tex_escape(c) for c in out.columns]
-    out.index.name = "schedule"
-    out = out.reset_index()
-    caption = _tex_escape(
-        f"{SELECT_TEXT[table.select].capitalize()}: mean ± std over seeds (n). Columns: sparsity."
-    ).replace("±", r"$\pm$")
-    return out.to_latex(escape=False, index=False, column_format="l" + "c" * (len(out.columns) - 1), caption=caption)
+    """A booktabs table (``\\usepackage{booktabs}``), best cells in bold; pandas' Styler escapes the text."""
+    marked = display_frame(table, decimals, bold=("\x00", "")).rename_axis("schedule").reset_index()
+    best = marked.map(lambda c: c.startswith("\x00"))
+    frame = marked.map(lambda c: c.lstrip("\x00"))
+    math_signs = lambda text: text.replace("±", r"$\pm$").replace("−", "$-$")  # noqa: E731
+    styler = (
+        frame.style.hide(axis="index")
+        .format(escape="latex", formatter=math_signs)
+        .format_index(escape="latex", axis="columns")
+        .apply(lambda _: best.replace({True: "textbf: --rwrap;", False: ""}), axis=None)
+    )
+    caption = f"{SELECT_TEXT[table.select].capitalize()}: mean ± std over seeds (n). Columns: sparsity."
+    return styler.to_latex(
+        hrules=True,
+        column_format="l" + "c" * (len(frame.columns) - 1),
+        caption=math_signs(caption.replace("%", r"\%")),
+        position_float=None,
+    )
 
 
 def preload() -> None:
@@ -515,6 +458,9 @@ def preload() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401
+    import pandas.io.formats.style  # noqa: F401  (render_latex: jinja2)
+    import scipy.stats  # noqa: F401
+    import tabulate  # noqa: F401  (DataFrame.to_markdown)
 
 
 def plot(table: Table, path: Path) -> None:

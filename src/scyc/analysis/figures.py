@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scyc.callbacks import Callback
+from scyc.rundirs import RunDir
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -37,31 +37,13 @@ WHEN_LABELS = {"start": "start of round (after prune + reset)", "end": "end of r
 MAX_LR_POINTS = 20_000
 
 
-@dataclass
-class RunFiles:
-    """What a run saved: each table is None when the file is absent."""
-
-    path: Path
-    results: pd.DataFrame | None
-    lr: pd.DataFrame | None
-    grad_stats: pd.DataFrame | None
-    hist: dict[str, np.ndarray] | None
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> RunFiles:
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"{run_dir} is not a run directory")
-
-        def csv(name: str) -> pd.DataFrame | None:
-            p = run_dir / name
-            return pd.read_csv(p) if p.exists() and p.stat().st_size > 0 else None
-
-        hist = None
-        if (run_dir / "grad_hist.npz").exists():
-            with np.load(run_dir / "grad_hist.npz") as z:
-                hist = {k: z[k] for k in z.files}
-        return cls(run_dir, csv("results.csv"), csv("lr_trace.csv"), csv("grad_stats.csv"), hist)
+def load_runs(run_dirs: Sequence[str | Path]) -> list[RunDir]:
+    """The saved files of each run (read lazily, through the run-directory reader the tables use too)."""
+    runs = [RunDir(d) for d in run_dirs]
+    for r in runs:
+        if not r.path.is_dir():
+            raise FileNotFoundError(f"{r.path} is not a run directory")
+    return runs
 
 
 def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.2):
@@ -98,7 +80,7 @@ def _runs_note(n: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-def plot_grad_distribution(runs: Sequence[RunFiles], path: Path, layer: str = GLOBAL) -> Path:
+def plot_grad_distribution(runs: Sequence[RunDir], path: Path, layer: str = GLOBAL) -> Path:
     """Each round's gradient density on the fixed bins (overflow bins excluded), coloured by sparsity."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -152,7 +134,7 @@ def plot_grad_distribution(runs: Sequence[RunFiles], path: Path, layer: str = GL
     return _save(fig, path)
 
 
-def plot_grad_std_vs_sparsity(runs: Sequence[RunFiles], path: Path) -> Path:
+def plot_grad_std_vs_sparsity(runs: Sequence[RunDir], path: Path) -> Path:
     """Left: the global gradient std (start and end of round). Right: per layer (log scale)."""
     from matplotlib import colormaps
 
@@ -181,7 +163,7 @@ def plot_grad_std_vs_sparsity(runs: Sequence[RunFiles], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_accuracy_vs_sparsity(runs: Sequence[RunFiles], path: Path) -> Path:
+def plot_accuracy_vs_sparsity(runs: Sequence[RunDir], path: Path) -> Path:
     frames = [r.results for r in runs if r.results is not None]
     fig, (ax,) = _figure(1)
     for col, label in (("val_acc", "validation"), ("test_acc", "test")):
@@ -195,7 +177,7 @@ def plot_accuracy_vs_sparsity(runs: Sequence[RunFiles], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_lr_schedule(runs: Sequence[RunFiles], path: Path) -> Path:
+def plot_lr_schedule(runs: Sequence[RunDir], path: Path) -> Path:
     """The per-step LR; dotted lines where a round begins (the round index above each)."""
     frames = [r.lr for r in runs if r.lr is not None]
     fig, (ax,) = _figure(1, width=9.0, height=3.6)
@@ -223,7 +205,7 @@ def plot_lr_schedule(runs: Sequence[RunFiles], path: Path) -> Path:
 
 def make_figures(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, Path]:
     """Draw every figure the saved files allow into ``out_dir``; returns name -> path of those written."""
-    runs = [RunFiles.load(d) for d in run_dirs]
+    runs = load_runs(run_dirs)
     if not runs:
         raise ValueError("no run directories given")
     out = Path(out_dir)

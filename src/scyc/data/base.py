@@ -8,13 +8,36 @@ workers in the hot loop.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
-from scyc.registry import Registry
+from scyc.registry import ConfigError, Registry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DATASETS: Registry[RawData] = Registry("dataset")
+
+
+def find_or_fetch(
+    find: Callable[[], T | None], download: bool, fetch: Callable[[], object], what: str, missing: str
+) -> T:
+    """``find()``; if that finds nothing and ``download`` is set, ``fetch()`` (a download, torchvision's as a rule;
+    a failure is logged) and ``find()`` again; if still nothing, a ConfigError saying ``missing``."""
+    found = find()
+    if found is None and download:
+        try:
+            fetch()
+        except Exception as exc:  # no network, proxy refusal, bad archive ...
+            log.warning("download of %s failed: %s", what, exc)
+        found = find()
+    if found is None:
+        raise ConfigError(missing)
+    return found
 
 
 @dataclass
@@ -27,6 +50,13 @@ class Augment:
     @property
     def active(self) -> bool:
         return self.crop_padding > 0 or self.flip
+
+    @classmethod
+    def checked(cls, crop_padding: int, flip: bool) -> Augment:
+        """From the ``dataset.crop_padding`` / ``dataset.flip`` keys, validated."""
+        if not isinstance(crop_padding, int) or crop_padding < 0:
+            raise ConfigError(f"dataset.crop_padding={crop_padding} must be an integer >= 0")
+        return cls(crop_padding=crop_padding, flip=bool(flip))
 
 
 @dataclass

@@ -1,24 +1,21 @@
 """Fashion-MNIST (Xiao et al. 2017): the embedded default data set, real, 60k/10k 28x28 grey images.
 
 Lookup with ``dataset.root`` unset: ``<data_dir>/fashion-mnist`` (and torchvision's layout under
-``<data_dir>``) -> ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``) ->
-Debian's package fetched with ``apt-get download`` + ``dpkg -x`` into ``<data_dir>`` -> torchvision's
+``<data_dir>``) -> ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``) -> torchvision's
 download when the internet is there (``dataset.download``). An explicit ``dataset.root`` is used alone.
+``make data`` (``python scripts/fetch_data.py fashion_mnist``) fetches Debian's package into
+``<data_dir>/fashion-mnist`` ahead of a run; the data set itself never runs ``apt-get``.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
-import math
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
 
-from scyc.data.base import DATASETS, RawData
+from scyc.data.base import DATASETS, RawData, find_or_fetch
 from scyc.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -36,20 +33,22 @@ MEAN, STD = (0.2860,), (0.3530,)
 
 
 def read_idx(path: str | Path) -> torch.Tensor:
-    """Read an unsigned-byte IDX file (optionally gzip-compressed), as Fashion-MNIST ships, into a tensor."""
+    """Read an unsigned-byte IDX file (optionally gzip-compressed), as Fashion-MNIST ships, with torchvision."""
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor  # (torchvision.datasets: slow to import)
+    from torchvision.datasets.utils import extract_archive
+
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = extract_archive(str(path), tmp) if path.suffix == ".gz" else str(path)
+        try:
+            x = read_sn3_pascalvincent_tensor(plain, strict=False)
+        except (AssertionError, KeyError) as exc:  # torchvision's checks of the magic number
+            raise ConfigError(f"{path} is not an unsigned-byte IDX file (bad magic number)") from exc
+        except RuntimeError as exc:  # the data does not fill the shape of the header
+            raise ConfigError(f"{path} is truncated or malformed: {exc}") from exc
+    if x.dtype != torch.uint8:
         raise ConfigError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    body = bytearray(data[4 + 4 * ndim :])
-    expected = math.prod(dims)
-    if len(body) != expected:
-        raise ConfigError(f"{path} is truncated or malformed: {len(body)} bytes of data, expected {expected}")
-    return torch.frombuffer(body, dtype=torch.uint8).reshape(dims)
+    return x
 
 
 def find_files(directory: Path) -> dict[str, Path] | None:
@@ -66,74 +65,35 @@ def find_files(directory: Path) -> dict[str, Path] | None:
     return None
 
 
-def fetch_debian(dest: Path) -> bool:
-    """Fetch Debian's ``dataset-fashion-mnist`` and unpack its IDX files into ``dest``; True on success."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
+def fetch_torchvision(dest: Path) -> None:
+    from torchvision.datasets import FashionMNIST
 
-        def download() -> bool:
-            r = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=tmp, capture_output=True, text=True)
-            return r.returncode == 0
-
-        if not download():
-            log.info("apt-get download %s failed; running apt-get update first", DEBIAN_PACKAGE)
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            if not download():
-                return False
-        debs = list(Path(tmp).glob("*.deb"))
-        if not debs:
-            return False
-        unpacked = Path(tmp) / "x"
-        if subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], capture_output=True).returncode != 0:
-            return False
-        files = find_files(unpacked / SYSTEM_DIR.relative_to("/"))
-        if files is None:
-            return False
-        dest.mkdir(parents=True, exist_ok=True)
-        for path in files.values():
-            shutil.copy2(path, dest / path.name)
-    return True
-
-
-def fetch_torchvision(dest: Path) -> bool:
-    try:
-        from torchvision.datasets import FashionMNIST
-
-        for train in (True, False):
-            FashionMNIST(str(dest), train=train, download=True)
-        return True
-    except Exception as exc:  # no network, proxy refusal, ...
-        log.warning("torchvision download of Fashion-MNIST failed: %s", exc)
-        return False
+    for train in (True, False):
+        FashionMNIST(str(dest), train=train, download=True)
 
 
 def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> dict[str, Path]:
     if root is not None:
         root_path = Path(root).expanduser()
-        files = find_files(root_path)
-        if files is None and download and fetch_torchvision(root_path):
-            files = find_files(root_path)
-        if files is None:
-            raise ConfigError(
-                f"dataset.root={root}: no Fashion-MNIST IDX files ({', '.join(FILES.values())}, plain or .gz) "
-                f"in {root_path} or {root_path / 'FashionMNIST' / 'raw'}"
-                + ("" if download else "; set dataset.download=true to fetch them, or leave dataset.root unset")
-            )
-        return files
-    local = Path(data_dir) / SUBDIR
-    for directory in (local, Path(data_dir), SYSTEM_DIR):
-        files = find_files(directory)
-        if files is not None:
-            return files
-    if fetch_debian(local) and (files := find_files(local)) is not None:
-        log.info("fetched Fashion-MNIST from Debian's %s into %s", DEBIAN_PACKAGE, local)
-        return files
-    if download and fetch_torchvision(Path(data_dir)) and (files := find_files(Path(data_dir))) is not None:
-        return files
-    raise ConfigError(
-        f"Fashion-MNIST not found in {local}, {data_dir} or {SYSTEM_DIR}, and neither Debian's "
-        f"{DEBIAN_PACKAGE} nor torchvision's download could fetch it; run `make data` or set dataset.root"
+        return find_or_fetch(
+            lambda: find_files(root_path),
+            download,
+            lambda: fetch_torchvision(root_path),
+            f"Fashion-MNIST into {root_path}",
+            f"dataset.root={root}: no Fashion-MNIST IDX files ({', '.join(FILES.values())}, plain or .gz) "
+            f"in {root_path} or {root_path / 'FashionMNIST' / 'raw'}"
+            + ("" if download else "; set dataset.download=true to fetch them, or leave dataset.root unset"),
+        )
+    local, data_dir = Path(data_dir) / SUBDIR, Path(data_dir)
+    return find_or_fetch(
+        lambda: next(filter(None, map(find_files, (local, data_dir, SYSTEM_DIR))), None),
+        download,
+        lambda: fetch_torchvision(data_dir),
+        f"Fashion-MNIST into {data_dir}",
+        f"Fashion-MNIST not found in {local}, {data_dir} or {SYSTEM_DIR}"
+        + (", and torchvision's download could not fetch it" if download else "")
+        + f"; run `make data` (`python scripts/fetch_data.py fashion_mnist --data-dir {data_dir}`, which fetches "
+        f"Debian's {DEBIAN_PACKAGE}) or set dataset.root",
     )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from scyc.data.base import DATASETS, Augment, RawData
+from scyc.data.base import DATASETS, Augment, RawData, find_or_fetch
 from scyc.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ MEAN = (0.4802, 0.4481, 0.3975)
 STD = (0.2770, 0.2691, 0.2821)
 CACHE_VERSION = 1
 HOW_TO_FETCH = (
-    f"fetch it with `scripts/download_tiny_imagenet.sh <dir>` or dataset.download=true (needs the internet; "
+    f"fetch it with `python scripts/fetch_data.py imagenet200 --data-dir <dir>` or dataset.download=true (needs the internet; "
     f"{URL}) and point dataset.root at the unpacked {FOLDER}/ or its parent"
 )
 
@@ -60,15 +60,10 @@ def candidates(root: str | None, data_dir: str) -> list[Path]:
     return [Path(data_dir) / FOLDER, Path(data_dir) / SUBDIR]
 
 
-def fetch(dest: Path) -> bool:
-    try:
-        from torchvision.datasets.utils import download_and_extract_archive
+def fetch(dest: Path) -> None:
+    from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(URL, str(dest), md5=ZIP_MD5)
-        return True
-    except Exception as exc:  # no network, proxy refusal, bad archive ...
-        log.warning("download of Tiny-ImageNet-200 into %s failed: %s", dest, exc)
-        return False
+    download_and_extract_archive(URL, str(dest), md5=ZIP_MD5)
 
 
 def list_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
@@ -185,19 +180,18 @@ def imagenet200(
     flip: bool = True,
     data_dir: str = "data",
 ) -> RawData:
-    if not isinstance(crop_padding, int) or crop_padding < 0:
-        raise ConfigError(f"dataset.crop_padding={crop_padding} must be an integer >= 0")
+    augment = Augment.checked(crop_padding, flip)
     looked = candidates(root, data_dir)
-    folder = next((f for f in map(find_folder, looked) if f is not None), None)
-    if folder is None and download and fetch(looked[0]):
-        folder = find_folder(looked[0])
-    if folder is None:
-        where = " or ".join(f"{p} ({p / FOLDER})" for p in looked)
-        raise ConfigError(
-            f"Tiny-ImageNet-200 not found: no wnids.txt in {where}; "
-            + HOW_TO_FETCH
-            + ("" if root is not None else "; or set dataset.root")
-        )
+    where = " or ".join(f"{p} ({p / FOLDER})" for p in looked)
+    folder = find_or_fetch(
+        lambda: next(filter(None, map(find_folder, looked)), None),
+        download,
+        lambda: fetch(looked[0]),
+        f"Tiny-ImageNet-200 into {looked[0]}",
+        f"Tiny-ImageNet-200 not found: no wnids.txt in {where}; "
+        + HOW_TO_FETCH
+        + ("" if root is not None else "; or set dataset.root"),
+    )
     wnids, train, val = list_files(folder)
     if len(wnids) != 200:
         log.warning("%s lists %d classes (the official data set has 200)", folder / "wnids.txt", len(wnids))
@@ -206,7 +200,7 @@ def imagenet200(
         num_classes=len(wnids),
         mean=MEAN,
         std=STD,
-        augment=Augment(crop_padding=crop_padding, flip=bool(flip)),
+        augment=augment,
         source=str(folder),
         **tensors,
     )

@@ -61,45 +61,6 @@ def shard_bounds(m: int, rank: int, world_size: int) -> tuple[int, int]:
     return start, start + q + (1 if rank < r else 0)
 
 
-class ShardedBatchSampler(torch.utils.data.Sampler):
-    """Index batches for a ``torch.utils.data.DataLoader`` (``batch_sampler=``) with ``TensorLoader``'s sharding.
-
-    Epoch ``e`` permutes ``range(n)`` with a generator seeded ``seed + e`` (the same on every rank) and yields
-    this rank's share of each global batch of ``batch_size``; the epoch advances by itself on each pass (or
-    set it with ``set_epoch``). For data sets that do not fit on the device (decoded in DataLoader workers).
-    """
-
-    def __init__(
-        self, n: int, batch_size: int, *, rank: int = 0, world_size: int = 1, shuffle: bool = True,
-        drop_last: bool = True, seed: int = 0,
-    ) -> None:  # fmt: skip
-        if world_size > 1 and drop_last and batch_size % world_size:
-            raise ValueError(f"global batch size {batch_size} is not divisible by the world size {world_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
-        self.n, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
-        self.drop_last = drop_last and n >= batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        else:
-            order = torch.arange(self.n)
-        self.epoch += 1
-        for b in range(len(self)):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
-            start, stop = shard_bounds(hi - lo, self.rank, self.world_size)
-            if stop > start:
-                yield order[lo + start : lo + stop].tolist()
-
-
 class TensorLoader:
     """Iterates (images, labels) batches over uint8 tensors that already sit on the target device.
 
