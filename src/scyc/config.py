@@ -18,7 +18,7 @@ from omegaconf import MISSING
 class TrainConfig:
     epochs: int = 3
     batch_size: int = 128
-    eval_batch_size: int = 1000
+    eval_batch_size: Any = "auto"  # auto (256 for conv nets on the CPU, else 1000) | an integer
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
@@ -26,6 +26,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     channels_last: Any = "auto"  # auto (on for CUDA conv nets) | true | false
     compile: bool = False  # torch.compile the model
+    cuda_graphs: Any = "auto"  # one CUDA graph per training step: auto (CUDA, when allowed) | true | false
 
 
 @dataclass
