@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -56,7 +57,16 @@ def test_cuda_graph_step_matches_the_eager_step(amp_dtype, rtol):
 
 def test_train_run_with_cuda_graphs(tmp_path):
     from conftest import run_train
+    from miniatures import make_cifar10
 
-    run_dir = tmp_path / "run"
-    run_train(run_dir, "device=cuda", "model=lenet5", "train.cuda_graphs=true", "pruner.rounds=2", "train.epochs=1")
-    assert (run_dir / "results.csv").read_text().count("\n") == 3
+    make_cifar10(tmp_path / "mini", per_batch=60, n_test=40)  # 300 training images, 250 after the 50 held out
+    data = [f"dataset.root={tmp_path / 'mini'}", "dataset.download=false", "dataset.verify_checksums=false"]
+    for graphs in ("true", "false"):
+        run_dir = tmp_path / graphs
+        run_train(
+            run_dir, "device=cuda", "model=resnet20", "dataset=cifar10", *data, "dataset.val_size=50",
+            "train.batch_size=32", "pruner.rounds=2", "train.epochs=2", f"train.cuda_graphs={graphs}",
+        )  # fmt: skip
+    graphed, eager = (pd.read_csv(tmp_path / g / "results.csv") for g in ("true", "false"))
+    assert graphed["sparsity"].tolist() == eager["sparsity"].tolist()
+    assert graphed["train_loss"].tolist() == pytest.approx(eager["train_loss"].tolist(), rel=5e-2)  # bf16

@@ -11,6 +11,7 @@ kernel launches: ResNet-20 at batch 64 is launch-bound on a large GPU.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -56,7 +57,8 @@ class CudaGraphStep:
     momentum buffers and cuDNN plans is created there), then the step is captured once on a full batch and
     replayed: per step, the batch is copied into the static input buffers and the scheduler's LR (a Python
     float) into the LR tensor. The kernels are those of the eager step (autocast without its weight cache,
-    which capture forbids); a batch of another shape (a short last batch) runs eagerly.
+    which capture forbids); a batch of another shape (a short last batch) runs eagerly, and so does every
+    step if the capture fails (a warning says why).
     """
 
     def __init__(self, model: nn.Module, optimizer: Optimizer, masks: MaskSet | None, amp_dtype, warmup: int = 3):
@@ -68,6 +70,7 @@ class CudaGraphStep:
         self.correct = torch.zeros((), device=device, dtype=torch.long)
         self.lr = torch.zeros((), device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.failed = False
         self.stream = torch.cuda.Stream(device)
 
     @classmethod
@@ -80,14 +83,20 @@ class CudaGraphStep:
 
     def ready(self, x: torch.Tensor, y: torch.Tensor) -> bool:
         """True once the step is captured for batches shaped like ``x`` (capturing it now if it is time)."""
-        if self.graph is None and self.warmup <= 0:
-            self._capture(x, y)
+        if self.graph is None and self.warmup <= 0 and not self.failed:
+            try:
+                self._capture(x, y)
+            except Exception as exc:  # e.g. an op that cannot be captured: eager steps from here on
+                warnings.warn(f"train.cuda_graphs: the capture failed, eager steps instead ({exc})", stacklevel=2)
+                self.failed, self.graph = True, None
+                self.optimizer.zero_grad(set_to_none=True)
+                torch.cuda.synchronize()
         return self.graph is not None and x.shape == self.x.shape and x.stride() == self.x.stride()
 
     @contextlib.contextmanager
     def eager(self):
         """Context of an eager step: the side stream during warm-up."""
-        if self.graph is not None:
+        if self.graph is not None or self.failed:
             yield
             return
         self.warmup -= 1
