@@ -35,8 +35,8 @@ def test_device_check_cpu_smoke_writes_every_section(tmp_path):
     assert {r["precision"] for r in report["sections"]["bench_eager"]["runs"]} == {"fp32", "bf16"}
     packed = report["sections"]["packed"]
     assert packed["1"]["runs"] == 1 and packed["2"]["runs"] == 2 and packed["2"]["aggregate_epochs_per_s"] > 0
-    paper = report["sections"]["paper"]
-    assert {r["status"] for r in paper.values()} == {"complete"} and len(paper) == 2
+    paper = {k: v for k, v in report["sections"]["paper"].items() if isinstance(v, dict)}
+    assert set(paper) == {"scyc", "cyclic"} and {r["status"] for r in paper.values()} == {"complete"}
     assert report["sections"]["torchrun"]["status"] == "complete"
     print(f"cpu smoke: {seconds:.1f} s")  # the acceptance bar is a minute on the 2-core machine (not timed here)
 

@@ -24,7 +24,7 @@ class TrainConfig:
     nesterov: bool = False
     skip_nonfinite: bool = False  # skip batches with a NaN/inf loss (one sync per step) instead of stopping
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    channels_last: Any = "auto"  # auto (on for CUDA conv nets) | true | false
+    channels_last: Any = "auto"  # auto (on for conv nets, CUDA and CPU) | true | false
     compile: bool = False  # torch.compile the model
     cuda_graphs: Any = "auto"  # one CUDA graph per training step: auto (CUDA, when allowed) | true | false
 
