@@ -19,7 +19,7 @@ TABLE_ARGS ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 RESULTS    := docs/results/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help reproduce-table table
+.PHONY: setup data run test test-all lint format clean help reproduce-table table device-check
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
@@ -29,6 +29,7 @@ help:
 	@echo "make reproduce-table   the paper's table at default scale: $(SCHEDULES) x seeds $(SEEDS) on Fashion-MNIST"
 	@echo "                  (EXPERIMENT=paper_resnet20_cifar10 for a preset; SCHEDULES=, SEEDS=, LAUNCHER=, ARGS=)"
 	@echo "make table SWEEP=dir   (re)write table.md/.csv/.tex and the figure of any sweep dir"
+	@echo "make device-check [DIR=outputs/device_check] [SMOKE=1]   every GPU measurement in <= 8 min (SMOKE=1: toy, CPU)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +66,11 @@ reproduce-table: setup data
 	$(PY) scripts/make_table.py $(TABLE_DIR) && mkdir -p docs/results && cp $(TABLE_DIR)/table.md $(RESULTS).md \
 		&& cp $(TABLE_DIR)/accuracy_vs_sparsity.png $(RESULTS).png && echo "table: $(TABLE_DIR)/table.md -> $(RESULTS).md, .png"; \
 	exit $$status
+
+# scripts/device_check.sh: CUDA tests, benchmarks, torchrun, packed sweep, paper preset -> $(DIR)/device_check.json
+DIR ?= outputs/device_check
+device-check:
+	bash scripts/device_check.sh $(if $(SMOKE),--cpu-smoke) $(DIR)
 
 table: setup
 	@test -n "$(SWEEP)" || { echo "usage: make table SWEEP=outputs/tables/<name>"; exit 2; }

@@ -15,10 +15,15 @@ section). In one process, on the chosen device, it measures
    fastest unmasked chunk (timeit's convention: the minimum is the least disturbed measurement);
    ``mask_overhead_median`` is 1 - the median ratio of adjacent pairs, and ``mask_overhead_direct``
    the time of one ``MaskSet.apply_()`` (best of many) over the fastest masked step;
-3. ``reference_images_per_s``: a reference loop as common pruning repositories write it: a torchvision
-   ``DataLoader`` over the uint8 images with per-image CPU transforms (RandomCrop with padding,
-   RandomHorizontalFlip, ToDtype, Normalize), a plain fp32 model, ``loss.item()`` every step, and a
-   Python loop multiplying each weight by its mask after every step;
+3. ``reference_images_per_s``: a reference loop in the public S-Cyc code's pattern: a torchvision ``DataLoader``
+   (``num_workers=0``) over the uint8 images with per-image CPU transforms (RandomCrop with padding,
+   RandomHorizontalFlip, ToDtype, Normalize), a plain fp32 model, ``loss.item()`` every step, and after each
+   backward every masked weight's gradient copied to NumPy, ``np.where`` on the mask and copied back; that
+   code also evaluates the whole training set and the test set every epoch (``reference_eval_images_per_s``,
+   per-image ``ToDtype`` + ``Normalize``). ``epoch_seconds`` / ``reference_epoch_seconds`` are one epoch with
+   its evaluations for ``benchmark.epoch_images`` (train, val, test; the paper's CIFAR-10 split) from the
+   measured rates: ours trains and evaluates val + test, the reference trains and evaluates train + test;
+   ``per_epoch_speedup`` is their ratio;
 4. ``prune_seconds`` (one pruning step plus its reset) and ``eval_seconds`` (one pass over the test split).
 
 Warm-up steps are excluded; every timed span ends with a device synchronisation. The JSON goes to the
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.core.config_store import ConfigStore
@@ -57,8 +63,9 @@ class BenchmarkSettings:
     warmup: int = 20  # untimed steps before the first measurement of each loop
     repeats: int = 5  # measurements per loop: steps * repeats timed steps each for the masked and unmasked loop
     chunk_steps: Any = "auto"  # ... timed in interleaved chunks of this many steps; auto: 1 on CPU, 20 on CUDA
+    reference: bool = True  # measure the reference loop (the device check runs it once per model and batch size)
     reference_repeats: int = 3
-    reference_workers: Any = "auto"  # DataLoader workers of the reference loop; auto: 0 on CPU, min(8, cores) on CUDA
+    epoch_images: Any = (45000, 5000, 10000)  # train, val, test images of the epoch timed with its evaluations
     sparsity_rounds: int = 1  # pruning steps taken before measuring (the first one is timed)
 
 
@@ -102,23 +109,82 @@ class ReferenceDataset(torch.utils.data.Dataset):
         return self.transform(self.x[i]), self.y[i]
 
 
-def reference_transform(raw):
+def reference_transform(raw, train: bool = True):
     from torchvision.transforms import v2
 
     ops = []
-    if raw.augment.crop_padding > 0:
+    if train and raw.augment.crop_padding > 0:
         ops.append(v2.RandomCrop(raw.image_size, padding=raw.augment.crop_padding))
-    if raw.augment.flip:
+    if train and raw.augment.flip:
         ops.append(v2.RandomHorizontalFlip())
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(raw.mean), list(raw.std))]
     return v2.Compose(ops)
+
+
+def reference(cfg, exp, bs: int, lr: float, warmup: int, steps: int, repeats: int) -> dict[str, Any]:
+    """The public code's loop (module docstring, item 3): its training and evaluation rates, in images/s."""
+    from scyc.models import create_model
+
+    dev, raw = exp.device, exp.data.raw
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model = create_model(
+        model_cfg.pop("name"), num_classes=raw.num_classes, in_channels=raw.in_channels, image_size=raw.image_size,
+        **model_cfg,
+    ).to(dev)  # fmt: skip
+    model.load_state_dict(exp.model.state_dict())
+    params = dict(model.named_parameters())
+    masks = {name: m.bool().cpu().numpy() for name, m in zip(exp.masks.names, exp.masks.masks)}
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
+    x, y = exp.data.train[0].cpu(), exp.data.train[1].cpu()
+
+    def loader(train: bool):
+        data = ReferenceDataset(x, y, reference_transform(raw, train))
+        return cycle_batches(torch.utils.data.DataLoader(data, batch_size=bs, shuffle=train, drop_last=True))
+
+    train_batches, eval_batches = loader(True), loader(False)
+
+    def train(n: int) -> float:
+        model.train()
+        sync(dev)
+        t0, running = time.perf_counter(), 0.0
+        for xb, yb in itertools.islice(train_batches, n):
+            xb, yb = xb.to(dev), yb.to(dev)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            for name, mask in masks.items():  # every masked gradient through NumPy, as the public code does
+                grad = params[name].grad
+                grad.copy_(torch.from_numpy(np.where(mask, grad.cpu().numpy(), 0.0)))
+            opt.step()
+            running += loss.item()
+        sync(dev)
+        return n * bs / (time.perf_counter() - t0)
+
+    @torch.no_grad()
+    def evaluate(n: int) -> float:
+        model.eval()
+        t0, correct, total = time.perf_counter(), 0, 0.0
+        for xb, yb in itertools.islice(eval_batches, n):
+            xb, yb = xb.to(dev), yb.to(dev)
+            out = model(xb)
+            total += F.cross_entropy(out, yb).item()
+            correct += (out.argmax(1) == yb).sum().item()
+        return n * bs / (time.perf_counter() - t0)
+
+    train(warmup or 1)
+    rates = [train(steps) for _ in range(repeats)]
+    evaluate(1)
+    return {
+        "reference_images_per_s": statistics.median(rates),
+        "reference_eval_images_per_s": evaluate(steps),
+        "raw_reference": rates,
+    }
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from scyc.experiment import Experiment
-    from scyc.models import create_model
     from scyc.training import evaluate, make_optimizer, train_epoch
     from scyc.utils import resolve_device
 
@@ -145,17 +211,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         sync(dev)
         prune_times.append(time.perf_counter() - t0)
 
-    optimizer = make_optimizer(exp.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
+    # one optimiser per loop: with train.cuda_graphs each holds its captured step (masked or not)
+    optimizers = {m: make_optimizer(exp.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov) for m in (1, 0)}
     batches = cycle_batches(exp.data.loader("train", bs, train=True, generator=exp.generator))
-    amp = exp.speed.autocast_dtype
+    amp, graphs = exp.speed.autocast_dtype, exp.speed.cuda_graphs
 
     def ours(steps: int, masked: bool) -> float:
-        scheduler = exp.schedule.build_round(optimizer, max_lr, steps, max(1, len(exp.data.train[0]) // bs))
+        opt = optimizers[masked]
+        scheduler = exp.schedule.build_round(opt, max_lr, steps, max(1, len(exp.data.train[0]) // bs))
         sync(dev)
         t0 = time.perf_counter()
-        res = train_epoch(
-            exp.net, itertools.islice(batches, steps), optimizer, scheduler, exp.masks if masked else None, amp
-        )
+        mask = exp.masks if masked else None
+        res = train_epoch(exp.net, itertools.islice(batches, steps), opt, scheduler, mask, False, amp, graphs)
         sync(dev)
         return res.examples / (time.perf_counter() - t0)
 
@@ -181,72 +248,28 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         sync(dev)
         apply_times.append(time.perf_counter() - t0)
 
-    eval_loader = exp.data.loader("test", int(tcfg.eval_batch_size))
-    evaluate(exp.net, eval_loader, amp)  # warm-up
-    sync(dev)
-    t0 = time.perf_counter()
-    evaluate(exp.net, eval_loader, amp)
-    sync(dev)
-    eval_seconds = time.perf_counter() - t0
-
-    # ---- the reference loop ------------------------------------------------------------------------
-    raw = exp.data.raw
-    workers = b.reference_workers
-    if workers == "auto":
-        workers = 0 if dev.type == "cpu" else min(8, os.cpu_count() or 1)
-    workers = int(workers)
-    ref_x, ref_y = exp.data.train[0].cpu(), exp.data.train[1].cpu()
-    loader = torch.utils.data.DataLoader(
-        ReferenceDataset(ref_x, ref_y, reference_transform(raw)),
-        batch_size=bs,
-        shuffle=True,
-        drop_last=True,
-        num_workers=workers,
-        pin_memory=dev.type == "cuda",
-        persistent_workers=workers > 0,
-    )
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    ref_model = create_model(
-        model_cfg.pop("name"),
-        num_classes=raw.num_classes,
-        in_channels=raw.in_channels,
-        image_size=raw.image_size,
-        **model_cfg,
-    ).to(dev)
-    ref_model.load_state_dict(exp.model.state_dict())
-    params = dict(ref_model.named_parameters())
-    ref_masks = {name: m.clone() for name, m in zip(exp.masks.names, exp.masks.masks)}
-    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=max_lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
-    ref_batches = cycle_batches(loader)
-
-    def reference(steps: int) -> float:
-        ref_model.train()
+    def timed(fn, *args) -> float:
         sync(dev)
         t0 = time.perf_counter()
-        seen, running = 0, 0.0
-        for x, y in itertools.islice(ref_batches, steps):
-            x, y = x.to(dev), y.to(dev)
-            ref_opt.zero_grad()
-            loss = F.cross_entropy(ref_model(x), y)
-            loss.backward()
-            ref_opt.step()
-            for name, mask in ref_masks.items():  # as in most pruning code: one multiply per layer
-                params[name].data.mul_(mask)
-            running += loss.item()
-            seen += len(y)
+        fn(*args)
         sync(dev)
-        return seen / (time.perf_counter() - t0)
+        return time.perf_counter() - t0
 
-    reference(int(b.warmup) or 1)
-    ref = [reference(int(b.steps)) for _ in range(int(b.reference_repeats))]
-
-    # throughput of each loop: all its images over all its time (harmonic mean of the chunk rates)
+    ebs, eval_images = exp.speed.eval_batch_size, int(b.steps) * bs  # our evaluation rate: as many images as a run
+    evaluate(exp.net, exp.data.loader("test", ebs), amp)  # warm-up
+    eval_seconds = timed(evaluate, exp.net, exp.data.loader("test", ebs), amp)
+    eval_batches = exp.data.loader("train", ebs)
+    eval_ips = eval_images / timed(
+        evaluate, exp.net, itertools.islice(cycle_batches(eval_batches), -(-eval_images // ebs)), amp
+    )
     ips, un = len(masked) / sum(1 / v for v in masked), len(unmasked) / sum(1 / v for v in unmasked)
+    n_train, n_val, n_test = (int(n) for n in b.epoch_images)
     result = {
         "images_per_s": ips,
         "unmasked_images_per_s": un,
-        "reference_images_per_s": statistics.median(ref),
-        "speedup_vs_reference": ips / statistics.median(ref),
+        "eval_images_per_s": eval_ips,
+        "epoch_seconds": n_train / ips + (n_val + n_test) / eval_ips,
+        "epoch_images": [n_train, n_val, n_test],
         "mask_overhead": 1.0 - max(masked) / max(unmasked),
         "mask_overhead_median": 1.0 - statistics.median(ratios),
         "mask_overhead_direct": min(apply_times) * max(masked) / bs,
@@ -254,6 +277,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "prune_seconds": prune_times[0],
         "eval_seconds": eval_seconds,
         "eval_images": len(exp.data.test[0]),
+        "eval_batch_size": ebs,
         "epoch_seconds_50k": 50_000 / ips,
         "device": device_name(dev),
         "device_type": dev.type,
@@ -269,28 +293,46 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "precision": "bf16" if amp is not None else "fp32",
         "channels_last": exp.speed.channels_last,
         "compile": exp.speed.compile,
-        "reference_workers": workers,
-        "raw": {"masked": masked, "unmasked": unmasked, "ratios": ratios, "reference": ref, "prune": prune_times},
+        "cuda_graphs": graphs,
+        "raw": {"masked": masked, "unmasked": unmasked, "ratios": ratios, "prune": prune_times},
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "command": " ".join(sys.argv),
     }
+    if b.reference:
+        result.update(reference(cfg, exp, bs, max_lr, int(b.warmup), int(b.steps), int(b.reference_repeats)))
+        ref_epoch = (
+            n_train / result["reference_images_per_s"] + (n_train + n_test) / result["reference_eval_images_per_s"]
+        )
+        result.update(
+            speedup_vs_reference=ips / result["reference_images_per_s"],
+            reference_epoch_seconds=ref_epoch,
+            per_epoch_speedup=ref_epoch / result["epoch_seconds"],
+        )
     out = run_dir / "benchmark.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     rows = [
         ("device", result["device"]),
         ("model / dataset", f"{result['model']} / {result['dataset']}, batch {bs}, {result['precision']}"),
+        ("switches", f"channels_last={result['channels_last']} compile={result['compile']} cuda_graphs={graphs}"),
         ("ours, masked (images/s)", f"{ips:,.0f}"),
         ("ours, no masks (images/s)", f"{un:,.0f}"),
         ("mask overhead (fastest chunks)", f"{100 * result['mask_overhead']:.1f}%"),
         ("mask overhead (median of pairs)", f"{100 * result['mask_overhead_median']:.1f}%"),
         ("mask overhead (apply_ / step)", f"{100 * result['mask_overhead_direct']:.2f}%"),
-        ("reference loop (images/s)", f"{result['reference_images_per_s']:,.0f}"),
-        ("speed-up vs reference", f"{result['speedup_vs_reference']:.2f}x"),
-        ("50k-image epoch, ours (s)", f"{result['epoch_seconds_50k']:.2f}"),
+        (f"ours, evaluation at batch {ebs} (images/s)", f"{eval_ips:,.0f}"),
+        (f"epoch of {n_train:,} + evaluations, ours (s)", f"{result['epoch_seconds']:.2f}"),
         ("one pruning step (s)", f"{result['prune_seconds']:.3f}"),
         (f"one evaluation, {result['eval_images']} images (s)", f"{eval_seconds:.3f}"),
     ]
+    if b.reference:
+        rows += [
+            ("reference loop (images/s)", f"{result['reference_images_per_s']:,.0f}"),
+            ("reference evaluation (images/s)", f"{result['reference_eval_images_per_s']:,.0f}"),
+            ("training speed-up vs reference", f"{result['speedup_vs_reference']:.2f}x"),
+            ("epoch + evaluations, reference (s)", f"{result['reference_epoch_seconds']:.2f}"),
+            ("per-epoch speed-up vs reference", f"{result['per_epoch_speedup']:.2f}x"),
+        ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     print(f"wrote {out}")
@@ -299,13 +341,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
 def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from scyc.registry import ConfigError
 
     try:
         run(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:  # a sweep records it and goes on with the other runs
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":

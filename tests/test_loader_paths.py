@@ -73,6 +73,7 @@ def test_staged_loader_gives_the_resident_loaders_batches():
         assert torch.equal(ya, yb) and torch.equal(a, b)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_loader_matches_cpu_semantics():
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)

@@ -58,9 +58,11 @@ def test_benchmark_writes_its_json(tmp_path):
         "benchmark.reference_repeats=1", script="scripts/benchmark.py",
     )  # fmt: skip
     out = json.loads((run_dir / "benchmark.json").read_text())
-    for key in ("images_per_s", "unmasked_images_per_s", "reference_images_per_s", "prune_seconds", "eval_seconds"):
+    keys = ("images_per_s", "unmasked_images_per_s", "reference_images_per_s", "prune_seconds", "eval_seconds")
+    for key in (*keys, "reference_eval_images_per_s", "eval_images_per_s", "epoch_seconds", "per_epoch_speedup"):
         assert out[key] > 0, key
+    assert out["reference_epoch_seconds"] / out["epoch_seconds"] == pytest.approx(out["per_epoch_speedup"])
     assert -1 < out["mask_overhead"] < 1 and out["device"].startswith("cpu") and out["pairs"] == 4
     assert len(out["raw"]["ratios"]) == 4 and 0.15 < out["sparsity"] < 0.25
     assert 0 < out["mask_overhead_direct"] < 1 and out["mask_apply_seconds"] > 0
-    assert "mask overhead" in proc.stdout and "reference loop" in proc.stdout
+    assert "mask overhead" in proc.stdout and "reference loop" in proc.stdout and "per-epoch speed-up" in proc.stdout

@@ -18,14 +18,15 @@ from omegaconf import MISSING
 class TrainConfig:
     epochs: int = 3
     batch_size: int = 128
-    eval_batch_size: int = 1000
+    eval_batch_size: Any = "auto"  # auto (256 for conv nets on the CPU, else 1000) | an integer
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
     skip_nonfinite: bool = False  # skip batches with a NaN/inf loss (one sync per step) instead of stopping
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    channels_last: Any = "auto"  # auto (on for CUDA conv nets) | true | false
+    channels_last: Any = "auto"  # auto (on for conv nets, CUDA and CPU) | true | false
     compile: bool = False  # torch.compile the model
+    cuda_graphs: Any = "auto"  # one CUDA graph per training step: auto (CUDA, when allowed) | true | false
 
 
 @dataclass

@@ -83,7 +83,7 @@ def validate(cfg: DictConfig) -> None:
         ("pruner.rounds", cfg.pruner.get("rounds"), lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
         ("train.epochs", cfg.train.epochs, lambda v: v >= 1, "an integer >= 1"),
         ("train.batch_size", cfg.train.batch_size, lambda v: v >= 1, "an integer >= 1"),
-        ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v >= 1, "an integer >= 1"),
+        ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v == "auto" or v >= 1, "auto or an int >= 1"),
         ("train.momentum", cfg.train.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)"),
         ("train.weight_decay", cfg.train.weight_decay, lambda v: v >= 0, "a number >= 0"),
         ("checkpoint.keep", cfg.checkpoint.keep, lambda v: v >= 0, "an integer >= 0"),
@@ -229,7 +229,7 @@ class Experiment:
             batches = self.stop.batches(train_loader)
             res = train_epoch(
                 self.train_model, batches, optimizer, scheduler, self.masks, tcfg.skip_nonfinite,
-                self.speed.autocast_dtype,
+                self.speed.autocast_dtype, self.speed.cuda_graphs,
             )  # fmt: skip
             self.stop.raise_if_requested(f"in round {round_idx} epoch {epoch} after {batches.yielded} steps")
             res.loss, res.accuracy = self.dist.mean_over_ranks((res.loss, res.accuracy), res.examples)
@@ -267,7 +267,7 @@ class Experiment:
 
     def _evaluate(self, split: str) -> tuple[float, float]:
         """Loss and accuracy on a split; each rank evaluates its share, the sums are all-reduced."""
-        loader = self.data.loader(split, self.cfg.train.eval_batch_size, **self.dist.shard)
+        loader = self.data.loader(split, self.speed.eval_batch_size, **self.dist.shard)
         loss, acc = evaluate(self.net, loader, self.speed.autocast_dtype)  # nan, nan for no examples: weight 0
         return tuple(self.dist.mean_over_ranks((loss, acc), loader.num_examples))
 

@@ -1,10 +1,18 @@
-"""Speed switches of the training loop (``train.precision``, ``train.channels_last``, ``train.compile``).
+"""Speed switches of the training loop (``train.precision``, ``channels_last``, ``compile``, ``cuda_graphs``,
+``eval_batch_size``).
 
 - ``precision``: ``auto`` = bf16 autocast on CUDA, fp32 elsewhere; ``bf16`` (autocast, also on the CPU);
   ``fp32``. Autocast wraps the forward pass and the loss only; weights, gradients, the optimiser state
   and the masks stay fp32, so a pruned weight stays exactly zero.
-- ``channels_last``: ``auto`` = on for CUDA models with convolutions (NHWC lets cuDNN use its fastest
-  tensor-core kernels), off elsewhere; ``true`` / ``false`` force it. The loader then hands out NHWC batches.
+- ``channels_last``: ``auto`` = on for models with convolutions (NHWC lets cuDNN use its fastest
+  tensor-core kernels; on the CPU oneDNN's NHWC convolutions measured faster too, docs/benchmarks.md), off for
+  the others; ``true`` / ``false`` force it. The loader then hands out NHWC batches.
+- ``eval_batch_size``: ``auto`` = 256 for conv nets on the CPU (a batch of 1,000 measured slower there),
+  1000 elsewhere (the default LeNet-300-100 run keeps its figures bit for bit); or an integer.
+- ``cuda_graphs``: ``auto`` = on for CUDA runs that allow it (not with ``skip_nonfinite``, which reads every
+  step's loss, nor in a data-parallel run); ``true`` forces it and is refused off CUDA (a ConfigError:
+  one line naming the key, exit 2) and with those two; ``false``: eager steps. See
+  ``scyc.training.CudaGraphStep``.
 - ``compile``: ``torch.compile`` the model used for training and evaluation (off by default; the
   first steps pay the compilation). The uncompiled module is kept for masks, checkpoints and resets:
   both share the same parameters.
@@ -29,6 +37,8 @@ class Speed:
     autocast_dtype: torch.dtype | None
     channels_last: bool
     compile: bool
+    cuda_graphs: bool = False
+    eval_batch_size: int = 1000
 
     @classmethod
     def from_config(cls, train_cfg: Any, device: torch.device, model: nn.Module) -> Speed:
@@ -40,15 +50,28 @@ class Speed:
         dtype = torch.bfloat16 if precision == "bf16" else None
         if dtype is not None and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp32")
+        conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
         cl = train_cfg.get("channels_last", "auto")
         if cl == "auto":
-            cl = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+            cl = conv
         elif not isinstance(cl, bool):
             raise ConfigError(f"train.channels_last={cl} is not allowed: choose auto, true or false")
         comp = train_cfg.get("compile", False)
         if not isinstance(comp, bool):
             raise ConfigError(f"train.compile={comp} is not allowed: choose true or false")
-        return cls(autocast_dtype=dtype, channels_last=bool(cl), compile=comp)
+        ebs = train_cfg.get("eval_batch_size", "auto")
+        if ebs == "auto":
+            ebs = 256 if conv and device.type == "cpu" else 1000
+        graphs = train_cfg.get("cuda_graphs", "auto")
+        if graphs not in ("auto", True, False):
+            raise ConfigError(f"train.cuda_graphs={graphs} is not allowed: choose auto, true or false")
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        blocker = "train.skip_nonfinite=true" if train_cfg.get("skip_nonfinite") else "a data-parallel run" * dist
+        if graphs is True and (device.type != "cuda" or blocker):
+            why = f"with {blocker}" if blocker else f"on {device.type}: CUDA graphs need a CUDA device"
+            raise ConfigError(f"train.cuda_graphs=true cannot be used {why}; set train.cuda_graphs=auto or false")
+        graphs = graphs is True or (graphs == "auto" and device.type == "cuda" and not blocker)
+        return cls(dtype, bool(cl), comp, graphs, int(ebs))
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Set the memory format of ``model`` in place; return the module to run (compiled or not)."""
@@ -60,8 +83,8 @@ class Speed:
         return autocast(device, self.autocast_dtype)
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast(device: torch.device, dtype: torch.dtype | None, cache_enabled: bool = True):
     """An autocast context for ``dtype`` on ``device``'s type, or a no-op for fp32 (``None``)."""
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache_enabled)

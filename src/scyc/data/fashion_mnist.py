@@ -98,9 +98,11 @@ def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> d
 
 
 @DATASETS.register("fashion_mnist")
-def fashion_mnist(root: str | None = None, download: bool = True, data_dir: str = "data") -> RawData:
+def fashion_mnist(root: str | None = None, download: bool = True, data_dir: str = "data", pad: int = 0) -> RawData:
+    """``pad`` zero-pads every image on each side (2: 32x32, the CIFAR presets' input size)."""
     files = locate(root, download, data_dir)
     tensors = {k: read_idx(p) for k, p in files.items()}
+    tensors.update({k: torch.nn.functional.pad(tensors[k], (pad,) * 4) for k in ("train_x", "test_x") if pad})
     for split in ("train", "test"):
         x, y = tensors[f"{split}_x"], tensors[f"{split}_y"]
         if x.dim() != 3 or y.dim() != 1 or len(x) != len(y):

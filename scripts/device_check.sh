@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The device check: every GPU measurement and the CUDA tests in one go (<= 8 min on one H100), into <dir>:
+#   bash scripts/device_check.sh <dir>              # a CUDA machine -> <dir>/device_check.json, device_check.log
+#   bash scripts/device_check.sh --cpu-smoke <dir>  # the same sections at toy size on the CPU (< 1 min)
+# On the offline GPU machine (torch, torchvision, timm, pandas, matplotlib, pytest; no Hydra, no network): carry
+# wheels made here with ../shared/offline-wheels.sh (.whl/) and the Fashion-MNIST files (data/fashion-mnist/);
+# they are installed into /tmp/site below. W&B is disabled in every run. Sections: scripts/device_check.py.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+smoke=()
+if [ "${1:-}" = --cpu-smoke ]; then smoke=(--cpu-smoke); shift; fi
+dir=${1:?usage: scripts/device_check.sh [--cpu-smoke] <dir>}
+mkdir -p "$dir"
+py=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+if ! "$py" -c "import hydra, hydra_plugins.hydra_joblib_launcher" 2>/dev/null && [ -d .whl ]; then
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 WANDB_MODE=disabled WANDB_SILENT=true
+"$py" scripts/device_check.py "${smoke[@]}" "$dir" 2>&1 | tee "$dir/device_check.log"
