@@ -2,7 +2,8 @@
 
 - ``grad_distribution.png``: the global weight-gradient distribution of every round (density on the run's
   fixed bins, log scale), coloured by sparsity; one panel per measurement point (start / end of round).
-- ``grad_std_vs_sparsity.png``: the gradient standard deviation against sparsity, global and per layer.
+- ``grad_std_vs_sparsity.png``: the gradient standard deviation against sparsity: global for each population
+  (surviving, all_zeroed, all_raw: ``scyc.analysis.gradients``), and per layer (surviving).
 - ``accuracy_vs_sparsity.png``: validation and test accuracy at the end of each round (results.csv).
 - ``lr_schedule.png``: the learning rate of every optimiser step (lr_trace.csv), rounds marked.
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GLOBAL = "global"
+SURVIVING = "surviving"  # runs written before the populations existed measured only this one
 WHEN_LABELS = {"start": "start of round (after prune + reset)", "end": "end of round (after training)"}
 MAX_LR_POINTS = 20_000
 
@@ -61,7 +63,11 @@ class RunFiles:
         if (run_dir / "grad_hist.npz").exists():
             with np.load(run_dir / "grad_hist.npz") as z:
                 hist = {k: z[k] for k in z.files}
-        return cls(run_dir, csv("results.csv"), csv("lr_trace.csv"), csv("grad_stats.csv"), hist)
+            hist.setdefault("population", np.array([SURVIVING] * len(hist["layers"])))
+        stats = csv("grad_stats.csv")
+        if stats is not None and "population" not in stats:
+            stats.insert(2, "population", SURVIVING)
+        return cls(run_dir, csv("results.csv"), csv("lr_trace.csv"), stats, hist)
 
 
 def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.2):
@@ -98,7 +104,9 @@ def _runs_note(n: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-def plot_grad_distribution(runs: Sequence[RunFiles], path: Path, layer: str = GLOBAL) -> Path:
+def plot_grad_distribution(
+    runs: Sequence[RunFiles], path: Path, layer: str = GLOBAL, population: str = SURVIVING
+) -> Path:
     """Each round's gradient density on the fixed bins (overflow bins excluded), coloured by sparsity."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -106,8 +114,7 @@ def plot_grad_distribution(runs: Sequence[RunFiles], path: Path, layer: str = GL
 
     hists = [r.hist for r in runs if r.hist is not None]
     ref = hists[0]
-    layers = [str(s) for s in ref["layers"]]
-    li = layers.index(layer)
+    li = list(zip(ref["layers"].tolist(), ref["population"].tolist())).index((layer, population))
     ref_edges = ref["edges"][li, 1:-1]
     centres = (ref_edges[:-1] + ref_edges[1:]) / 2
     resampled = any(not np.array_equal(h["edges"][li], ref["edges"][li]) for h in hists)
@@ -142,7 +149,7 @@ def plot_grad_distribution(runs: Sequence[RunFiles], path: Path, layer: str = GL
                 lo = np.where(mean - std > 0, mean - std, np.nan)
                 ax.fill_between(centres, lo, mean + std, color=colour, alpha=0.15, lw=0)
         ax.set_yscale("log")
-        ax.set_title(f"{layer}: {WHEN_LABELS.get(when, when)}", fontsize=10)
+        ax.set_title(f"{layer} ({population}): {WHEN_LABELS.get(when, when)}", fontsize=10)
         unit = "gradient / weight std" if bool(ref.get("normalize", False)) else "gradient"
         ax.set_xlabel(f"{unit} (fixed bins{', resampled' if resampled else ''})")
         ax.set_ylabel("density")
@@ -153,16 +160,21 @@ def plot_grad_distribution(runs: Sequence[RunFiles], path: Path, layer: str = GL
 
 
 def plot_grad_std_vs_sparsity(runs: Sequence[RunFiles], path: Path) -> Path:
-    """Left: the global gradient std (start and end of round). Right: per layer (log scale)."""
+    """Left: the global gradient std of each population (start and end of round). Right: per layer, surviving
+    weights (log scale)."""
     from matplotlib import colormaps
 
     frames = [r.grad_stats for r in runs if r.grad_stats is not None]
     fig, (ax, axl) = _figure(2)
     styles = {"start": dict(ls="--", marker="o", mfc="none"), "end": dict(ls="-", marker="o")}
-    glob = _mean_band([f[f["layer"] == GLOBAL] for f in frames], ["when", "round"], "std")
-    for when, part in glob.groupby("when"):
-        _line(ax, 100 * part["sparsity"], part["mean"], part["std"], label=WHEN_LABELS.get(when, when), **styles[when])
-    ax.set_title("global (all prunable weights)", fontsize=10)
+    glob = _mean_band([f[f["layer"] == GLOBAL] for f in frames], ["population", "when", "round"], "std")
+    for i, pop in enumerate(dict.fromkeys(frames[0]["population"])):
+        for when, part in glob[glob["population"] == pop].groupby("when"):
+            _line(ax, 100 * part["sparsity"], part["mean"], part["std"], color=f"C{i}",
+                  label=f"{pop} ({WHEN_LABELS.get(when, when)})", **styles[when])  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_title("global: surviving weights; all weights, pruned at 0 (all_zeroed) or raw (all_raw)", fontsize=9)
+    frames = [f[f["population"] == SURVIVING] for f in frames]
     layers = [x for x in dict.fromkeys(frames[0]["layer"]) if x != GLOBAL]
     colours = colormaps["tab10"]
     per = _mean_band([f[f["layer"] != GLOBAL] for f in frames], ["layer", "when", "round"], "std")
