@@ -490,6 +490,8 @@ class GradientAnalysis(Callback):
 
     def load_state_dict(self, state: dict[str, Any], exp: Experiment | None = None) -> None:
         edges = state["edges"]
+        if edges is not None and len(edges) == len(self.probe.masks.names) + 1:  # a run begun before the populations
+            self.probe.populations = POPULATIONS[:1]
         self.probe.edges = None if edges is None else edges.to(self.probe.masks.params[0].device)
         self.measurements = [
             (d["round"], d["when"], Measurement(d["layers"], d["sparsity"], d["stats"], d["counts"].numpy(),
