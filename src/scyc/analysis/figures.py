@@ -171,7 +171,7 @@ def plot_grad_std_vs_sparsity(runs: Sequence[RunFiles], path: Path) -> Path:
     for i, pop in enumerate(dict.fromkeys(frames[0]["population"])):
         for when, part in glob[glob["population"] == pop].groupby("when"):
             _line(ax, 100 * part["sparsity"], part["mean"], part["std"], color=f"C{i}",
-                  label=f"{pop} ({WHEN_LABELS.get(when, when)})", **styles[when])  # fmt: skip
+                  label=f"{pop} ({when} of round)", **styles[when])  # fmt: skip
     ax.set_yscale("log")
     ax.set_title("global: surviving weights; all weights, pruned at 0 (all_zeroed) or raw (all_raw)", fontsize=9)
     frames = [f[f["population"] == SURVIVING] for f in frames]
