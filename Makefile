@@ -16,10 +16,13 @@ TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
 # parallel: 2 local workers, 1 torch thread each; presets (GPU): basic, one run at a time
 LAUNCHER   ?= $(if $(EXPERIMENT),basic,parallel)
 TABLE_ARGS ?=
+# make tune: every schedule's LR knobs from one equal-size grid (conf/tuning/$(SETTING).yaml; scripts/tune.py)
+SETTING    ?= fmnist_lenet300
+TUNE_ARGS  ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 RESULTS    := docs/results/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help reproduce-table table device-check
+.PHONY: setup data run test test-all lint format clean help reproduce-table table device-check tune
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
@@ -30,6 +33,8 @@ help:
 	@echo "                  (EXPERIMENT=paper_resnet20_cifar10 for a preset; SCHEDULES=, SEEDS=, LAUNCHER=, ARGS=)"
 	@echo "make table SWEEP=dir   (re)write table.md/.csv/.tex and the figure of any sweep dir"
 	@echo "make device-check [DIR=outputs/device_check] [SMOKE=1]   every GPU measurement in <= 8 min (SMOKE=1: toy, CPU)"
+	@echo "make tune SETTING=$(SETTING)   tune every schedule's LR on one grid size -> conf/schedule/tuned/, docs/tuning/"
+	@echo "                  (settings: conf/tuning/*.yaml; re-running skips finished runs; TUNE_ARGS='--schedules scyc')"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +80,10 @@ device-check:
 table: setup
 	@test -n "$(SWEEP)" || { echo "usage: make table SWEEP=outputs/tables/<name>"; exit 2; }
 	$(PY) scripts/make_table.py $(SWEEP) $(TABLE_ARGS)
+
+# Resumable: finished tuning runs (outputs/tuning/$(SETTING)/) are skipped, unfinished ones resumed.
+tune: setup data
+	$(PY) scripts/tune.py $(SETTING) $(TUNE_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -23,13 +23,13 @@ from scyc.analysis.figures import GLOBAL, make_figures
 from scyc.rundirs import RunDir
 
 
-def std_table(run_dirs: list[Path]) -> pd.DataFrame | None:
-    """Global gradient std per (round, when): mean and std over runs."""
+def std_table(run_dirs: list[Path], population: str = "surviving") -> pd.DataFrame | None:
+    """Global gradient std of one population per (round, when): mean and std over runs."""
     frames = []
     for i, d in enumerate(run_dirs):
         stats = RunDir(d).grad_stats
         if stats is not None:
-            frames.append(stats[stats["layer"] == GLOBAL].assign(run=i))
+            frames.append(stats[(stats["layer"] == GLOBAL) & (stats["population"] == population)].assign(run=i))
     if not frames:
         return None
     df = pd.concat(frames)
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument("--out", type=Path, default=None, help="output folder for the PNGs")
+    parser.add_argument("--population", default="surviving", help="printed std: surviving, all_zeroed or all_raw")
     args = parser.parse_args(argv)
     missing = [str(d) for d in args.run_dirs if not (d / "results.csv").exists()]
     if missing:
@@ -59,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     written = make_figures(args.run_dirs, out)
     for path in written.values():
         print(f"wrote {path}")
-    table = std_table(args.run_dirs)
+    table = std_table(args.run_dirs, args.population)
     if table is None:
         print("no grad_stats.csv in these runs (analysis.grad_every_round=false): gradient figures skipped")
     else:
         print(
-            "\nglobal weight-gradient std per round"
+            f"\nglobal weight-gradient std per round ({args.population})"
             + (f" over {table['runs'].max()} runs" if len(args.run_dirs) > 1 else "")
         )
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

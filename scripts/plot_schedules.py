@@ -3,6 +3,7 @@
     python scripts/plot_schedules.py schedule=scyc,cyclic,lr_rewind,warmup,sgdr
     python scripts/plot_schedules.py schedule=scyc,silo,oracle pruner.rounds=10 train.epochs=3 --out lr.png
     python scripts/plot_schedules.py schedule=scyc,one_cycle --steps-per-epoch 100
+    python scripts/plot_schedules.py schedule=scyc +experiment=paper_resnet20_cifar10 schedule.lag_rounds=1 --max-lr
 
 Each option is composed from conf/ with Hydra's compose API (the other overrides apply to every option),
 its schedule is built with ``build_schedule`` and stepped exactly as the round loop steps it, round r
@@ -30,6 +31,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str]]:
     parser.add_argument("--out", default="outputs/figures/schedules.png", help="figure path (png, pdf or svg)")
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="skip reading the data set")
     parser.add_argument("--dpi", type=int, default=110)
+    parser.add_argument("--max-lr", action="store_true", help="print each round's max_lr as CSV instead of drawing")
     args = parser.parse_args(argv)
     options = [o.split("=", 1)[1].split(",") for o in args.overrides if o.startswith("schedule=")]
     if not options:
@@ -49,7 +51,7 @@ def steps_per_epoch(cfg) -> int:
     return max(1, n // cfg.train.batch_size) if n >= cfg.train.batch_size else 1
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None) -> Path | None:
     args, options, overrides = parse(sys.argv[1:] if argv is None else argv)
     import matplotlib
 
@@ -73,9 +75,16 @@ def main(argv: list[str] | None = None) -> Path:
             except Exception as exc:  # Hydra's errors name the bad override
                 sys.exit(f"error: schedule={name} {' '.join(overrides)}: {exc}")
     first = next(iter(cfgs.values()))
-    spe = args.steps_per_epoch or steps_per_epoch(first)
     rounds, rate, epochs = int(first.pruner.rounds), float(first.pruner.rate), int(first.train.epochs)
     sparsities = pruning_sparsities(rounds, rate)
+    if args.max_lr:
+        print("schedule,round,sparsity,max_lr")
+        for name, cfg in cfgs.items():
+            sched = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
+            for r, s in enumerate(sparsities):
+                print(name, r, repr(s), " ".join(map(repr, sched.candidates(r, sparsities[: r + 1]))), sep=",")
+        return None
+    spe = args.steps_per_epoch or steps_per_epoch(first)
 
     fig, axes = plt.subplots(len(cfgs), 1, figsize=(9, 1.45 * len(cfgs) + 0.6), sharex=True, squeeze=False)
     for ax, (name, cfg) in zip(axes[:, 0], cfgs.items()):

@@ -18,6 +18,7 @@ from conftest import ROOT, run_train
 from torch import nn
 
 from scyc.analysis.gradients import (
+    POPULATIONS,
     QUANTILES,
     GradientProbe,
     check_analysis_config,
@@ -96,6 +97,32 @@ def test_statistics_equal_direct_autograd(normalize):
         want = [(x < e[0]).sum(), *[((x >= lo) & (x < hi)).sum() for lo, hi in zip(e[:-1], e[1:])], (x >= e[-1]).sum()]
         np.testing.assert_array_equal(m.counts[i], want)
         assert m.counts[i].sum() == v.numel()
+
+
+def test_three_populations_from_one_pass_equal_direct_autograd():
+    model = no_dropout(tiny_model())
+    masks = pruned_masks(model)
+    batches = tiny_batches()
+    m = GradientProbe(masks, batches, bins=16, populations=POPULATIONS).measure(model)
+    surviving = direct_values(model, masks, batches)
+    raw = direct_values(model, MaskSet.from_model(model), batches)  # every position's raw gradient
+    # all_zeroed: every position, the pruned ones at 0
+    flat = [(r, mk.flatten().repeat(len(batches))) for r, mk in zip(raw[:-1], masks.masks)]
+    zeroed = [r * mk for r, mk in flat]
+    zeroed.append(torch.cat(zeroed))
+    n = len(masks.names) + 1
+    assert m.population == [p for p in POPULATIONS for _ in range(n)] and m.layers == [*masks.names, "global"] * 3
+    for p, expected in enumerate((surviving, zeroed, raw)):
+        for i, v in enumerate(expected):
+            v = v.double()
+            assert m.stats["std"][p * n + i] == pytest.approx(v.std(correction=0).item(), rel=1e-5)
+            assert m.stats["mean"][p * n + i] == pytest.approx(v.mean().item(), rel=1e-5, abs=1e-9)
+            assert m.counts[p * n + i].sum() == v.numel()
+    only = GradientProbe(masks, batches, bins=16).measure(model)  # surviving alone: the same numbers
+    assert only.stats == {k: v[:n] for k, v in m.stats.items()}
+    np.testing.assert_array_equal(only.counts, m.counts[:n])
+    z = m.counts[n + n - 1]  # all_zeroed, global: the central bin holds at least the pruned share of values
+    assert z[len(z) // 2] >= masks.sparsity() * z.sum()
 
 
 def test_pruned_weights_gradients_are_excluded():
@@ -256,22 +283,27 @@ def wandb_history(path) -> list[dict]:
 def test_run_writes_stats_hist_figures_and_wandb_histograms(runs):
     run = runs["on"]
     stats = pd.read_csv(run / "grad_stats.csv")
-    assert list(stats.columns[:4]) == ["round", "when", "layer", "sparsity"]
-    glob = stats[stats["layer"] == "global"]
+    assert list(stats.columns[:5]) == ["round", "when", "population", "layer", "sparsity"]
+    assert set(stats["population"]) == set(POPULATIONS)  # all three populations, from one run
+    for pop in POPULATIONS:
+        g = stats[(stats["layer"] == "global") & (stats["population"] == pop)]
+        assert len(g) == 4 and np.isfinite(g["std"]).all() and (g["std"] > 0).all()
+    glob = stats[(stats["layer"] == "global") & (stats["population"] == "surviving")]
     assert list(zip(glob["round"], glob["when"])) == [(0, "start"), (0, "end"), (1, "start"), (1, "end")]
     assert np.isfinite(glob["std"]).all() and (glob["std"] > 0).all()
     assert glob["sparsity"].tolist() == pytest.approx([0.0, 0.0, 0.2, 0.2])
     assert set(stats["layer"]) == {"net.1.weight", "net.3.weight", "net.5.weight", "global"}
 
     with np.load(run / "grad_hist.npz") as z:
-        counts, edges, layers = z["counts"], z["edges"], list(z["layers"])
-        assert counts.shape == (4, 4, 103) and edges.shape == (4, 104)
+        counts, edges, layers = z["counts"], z["edges"], list(zip(z["layers"], z["population"]))
+        assert counts.shape == (4, 12, 103) and edges.shape == (12, 104)
         assert z["round"].tolist() == [0, 0, 1, 1] and z["when"].tolist() == ["start", "end", "start", "end"]
-    gi = layers.index("global")
+    gi = layers.index(("global", "surviving"))
     alive = json.loads((run / "summary.json").read_text())["prunable_weights"]
     batches = 640 // 128
     assert counts[0, gi].sum() == alive * batches  # round 0: dense, every weight, every batch
     assert counts[2, gi].sum() == round(0.8 * alive) * batches
+    assert counts[2, layers.index(("global", "all_raw"))].sum() == alive * batches  # pruned weights counted
 
     for name in ("grad_distribution", "grad_std_vs_sparsity", "accuracy_vs_sparsity", "lr_schedule"):
         assert_nontrivial_png(run / "figures" / f"{name}.png")
@@ -314,6 +346,7 @@ def analyze(*args) -> subprocess.CompletedProcess:
 
 def global_std(run_dirs, rnd: int, when: str) -> float:
     df = pd.concat(pd.read_csv(d / "grad_stats.csv") for d in run_dirs)
+    df = df[df["population"] == "surviving"]
     return df[(df["layer"] == "global") & (df["round"] == rnd) & (df["when"] == when)]["std"].mean()
 
 

@@ -328,7 +328,7 @@ class Experiment:
                     self.prune()
                 if not mid_round:
                     self._call("on_round_start", r)
-                candidates = self.schedule.candidates(r, self.masks.sparsity())
+                candidates = self.schedule.candidates(r, [x.sparsity for x in self.results] + [self.masks.sparsity()])
                 if len(candidates) == 1:
                     result = self.train_round(r, candidates[0])
                 else:

@@ -184,12 +184,13 @@ def preflight_schedule(exp: Experiment) -> None:
     steps_per_epoch = len(exp.data.loader("train", exp.cfg.train.batch_size, train=True))
     total_steps = int(exp.cfg.train.epochs) * steps_per_epoch
     param = torch.nn.Parameter(torch.zeros(1))
-    alive, total = exp.masks.total, exp.masks.total
+    alive, total, sparsities = exp.masks.total, exp.masks.total, []
     for r in range(exp.rounds):
         if r > 0:
             alive -= round(rate * alive)
         sparsity = (total - alive) / total
-        for max_lr in exp.schedule.candidates(r, sparsity):
+        sparsities.append(sparsity)
+        for max_lr in exp.schedule.candidates(r, sparsities):
             optimizer = torch.optim.SGD([param], lr=max_lr)
             try:
                 exp.schedule.build_round(optimizer, max_lr, total_steps, steps_per_epoch)

@@ -20,6 +20,9 @@ import pandas as pd
 import yaml
 
 
+SURVIVING = "surviving"  # gradient population of runs written before there were three (grad_stats, grad_hist)
+
+
 class RunDir:
     """The saved files of one run, each read when first asked for."""
 
@@ -49,13 +52,21 @@ class RunDir:
 
     results = cached_property(lambda self: self._table("results.csv"))
     lr = cached_property(lambda self: self._table("lr_trace.csv"))
-    grad_stats = cached_property(lambda self: self._table("grad_stats.csv"))
+
+    @cached_property
+    def grad_stats(self) -> pd.DataFrame | None:
+        stats = self._table("grad_stats.csv")
+        if stats is not None and "population" not in stats:
+            stats.insert(2, "population", SURVIVING)
+        return stats
 
     @cached_property
     def hist(self) -> dict[str, np.ndarray] | None:
         def load(p: Path) -> dict[str, np.ndarray]:
             with np.load(p) as z:
-                return {k: z[k] for k in z.files}
+                hist = {k: z[k] for k in z.files}
+            hist.setdefault("population", np.array([SURVIVING] * len(hist["layers"])))
+            return hist
 
         return self._read("grad_hist.npz", load, allow_empty=False)
 

@@ -2,7 +2,8 @@
 
 - ``grad_distribution.png``: the global weight-gradient distribution of every round (density on the run's
   fixed bins, log scale), coloured by sparsity; one panel per measurement point (start / end of round).
-- ``grad_std_vs_sparsity.png``: the gradient standard deviation against sparsity, global and per layer.
+- ``grad_std_vs_sparsity.png``: the gradient standard deviation against sparsity: global for each population
+  (surviving, all_zeroed, all_raw: ``scyc.analysis.gradients``), and per layer (surviving).
 - ``accuracy_vs_sparsity.png``: validation and test accuracy at the end of each round (results.csv).
 - ``lr_schedule.png``: the learning rate of every optimiser step (lr_trace.csv), rounds marked.
 
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from scyc.callbacks import Callback
-from scyc.rundirs import RunDir
+from scyc.rundirs import SURVIVING, RunDir
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -80,7 +81,9 @@ def _runs_note(n: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-def plot_grad_distribution(runs: Sequence[RunDir], path: Path, layer: str = GLOBAL) -> Path:
+def plot_grad_distribution(
+    runs: Sequence[RunDir], path: Path, layer: str = GLOBAL, population: str = SURVIVING
+) -> Path:
     """Each round's gradient density on the fixed bins (overflow bins excluded), coloured by sparsity."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -88,8 +91,7 @@ def plot_grad_distribution(runs: Sequence[RunDir], path: Path, layer: str = GLOB
 
     hists = [r.hist for r in runs if r.hist is not None]
     ref = hists[0]
-    layers = [str(s) for s in ref["layers"]]
-    li = layers.index(layer)
+    li = list(zip(ref["layers"].tolist(), ref["population"].tolist())).index((layer, population))
     ref_edges = ref["edges"][li, 1:-1]
     centres = (ref_edges[:-1] + ref_edges[1:]) / 2
     resampled = any(not np.array_equal(h["edges"][li], ref["edges"][li]) for h in hists)
@@ -124,7 +126,7 @@ def plot_grad_distribution(runs: Sequence[RunDir], path: Path, layer: str = GLOB
                 lo = np.where(mean - std > 0, mean - std, np.nan)
                 ax.fill_between(centres, lo, mean + std, color=colour, alpha=0.15, lw=0)
         ax.set_yscale("log")
-        ax.set_title(f"{layer}: {WHEN_LABELS.get(when, when)}", fontsize=10)
+        ax.set_title(f"{layer} ({population}): {WHEN_LABELS.get(when, when)}", fontsize=10)
         unit = "gradient / weight std" if bool(ref.get("normalize", False)) else "gradient"
         ax.set_xlabel(f"{unit} (fixed bins{', resampled' if resampled else ''})")
         ax.set_ylabel("density")
@@ -135,16 +137,21 @@ def plot_grad_distribution(runs: Sequence[RunDir], path: Path, layer: str = GLOB
 
 
 def plot_grad_std_vs_sparsity(runs: Sequence[RunDir], path: Path) -> Path:
-    """Left: the global gradient std (start and end of round). Right: per layer (log scale)."""
+    """Left: the global gradient std of each population (start and end of round). Right: per layer, surviving
+    weights (log scale)."""
     from matplotlib import colormaps
 
     frames = [r.grad_stats for r in runs if r.grad_stats is not None]
     fig, (ax, axl) = _figure(2)
     styles = {"start": dict(ls="--", marker="o", mfc="none"), "end": dict(ls="-", marker="o")}
-    glob = _mean_band([f[f["layer"] == GLOBAL] for f in frames], ["when", "round"], "std")
-    for when, part in glob.groupby("when"):
-        _line(ax, 100 * part["sparsity"], part["mean"], part["std"], label=WHEN_LABELS.get(when, when), **styles[when])
-    ax.set_title("global (all prunable weights)", fontsize=10)
+    glob = _mean_band([f[f["layer"] == GLOBAL] for f in frames], ["population", "when", "round"], "std")
+    for i, pop in enumerate(dict.fromkeys(frames[0]["population"])):
+        for when, part in glob[glob["population"] == pop].groupby("when"):
+            _line(ax, 100 * part["sparsity"], part["mean"], part["std"], color=f"C{i}",
+                  label=f"{pop} ({when} of round)", **styles[when])  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_title("global: surviving weights; all weights, pruned at 0 (all_zeroed) or raw (all_raw)", fontsize=9)
+    frames = [f[f["population"] == SURVIVING] for f in frames]
     layers = [x for x in dict.fromkeys(frames[0]["layer"]) if x != GLOBAL]
     colours = colormaps["tab10"]
     per = _mean_band([f[f["layer"] != GLOBAL] for f in frames], ["layer", "when", "round"], "std")

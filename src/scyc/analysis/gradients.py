@@ -6,6 +6,13 @@ distribution on any model; ``GradientAnalysis`` (a callback) measures it at the 
 (after pruning and reset, before training: ``when=start``) and again at its end (``when=end``).
 
 What is measured, exactly
+- Populations (``population`` column; all three from the same backward passes): ``surviving``, the
+  gradients of the surviving prunable weights only (mask 1; pruned weights never move, so they are left
+  out); ``all_zeroed``, every prunable weight with the pruned ones' gradients set to 0 (what a histogram of
+  ``.grad`` shows in lottery-ticket code that zeroes them, the S-Cyc authors' among it: a share of exact
+  zeros about equal to the sparsity); ``all_raw``, every prunable weight with the raw gradients backward
+  computes at the pruned (zero) positions. The rest of this note describes ``surviving``; the others differ
+  only in which values are pooled.
 - Values: the gradient of the mean cross-entropy of one training batch (no weight-decay term) with
   respect to every *surviving* prunable weight (mask 1; pruned weights are left out). One gradient is
   taken per batch on ``analysis.grad_batches`` batches of ``train.batch_size`` examples, and the
@@ -76,8 +83,9 @@ log = logging.getLogger(__name__)
 QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
 QUANTILE_NAMES = tuple(f"p{round(q * 100)}" for q in QUANTILES)
 STAT_NAMES = ("mean", "std", "abs_mean", *QUANTILE_NAMES, "kurtosis")
-STAT_COLUMNS = ["round", "when", "layer", "sparsity", *STAT_NAMES]
+STAT_COLUMNS = ["round", "when", "population", "layer", "sparsity", *STAT_NAMES]
 GLOBAL = "global"
+POPULATIONS = ("surviving", "all_zeroed", "all_raw")
 AUTO_RANGE_STDS = 8.0
 QUANTILE_MAX_VALUES = 2**16
 QUANTILE_SEED = 1234
@@ -195,25 +203,31 @@ def model_untouched(model: nn.Module) -> Iterator[None]:
 
 @dataclass
 class Measurement:
-    """One measurement: per layer (``layers``, ``global`` last) the statistics and the histogram counts."""
+    """One measurement: per row (population x layer: ``layers``, ``global`` last in each population) the
+    statistics and the histogram counts."""
 
     layers: list[str]
     sparsity: list[float]
-    stats: dict[str, list[float]]  # stat name -> one value per layer
-    counts: np.ndarray  # (layers, bins + 2) int64: underflow, bins, overflow
-    edges: np.ndarray  # (layers, bins + 3) float64, with -inf and +inf at the ends
+    stats: dict[str, list[float]]  # stat name -> one value per row
+    counts: np.ndarray  # (rows, bins + 2) int64: underflow, bins, overflow
+    edges: np.ndarray  # (rows, bins + 3) float64, with -inf and +inf at the ends
+    population: list[str] | None = None  # per row; None: every row is ``surviving``
+
+    def __post_init__(self) -> None:
+        self.population = self.population or [POPULATIONS[0]] * len(self.layers)
 
     def rows(self, round_idx: int, when: str) -> list[dict[str, Any]]:
         return [
-            {"round": round_idx, "when": when, "layer": name, "sparsity": self.sparsity[i]}
-            | {k: self.stats[k][i] for k in STAT_NAMES}
+            {"round": round_idx, "when": when, "population": self.population[i], "layer": name,
+             "sparsity": self.sparsity[i]} | {k: self.stats[k][i] for k in STAT_NAMES}
             for i, name in enumerate(self.layers)
-        ]
+        ]  # fmt: skip
 
 
 @dataclass
 class GradientProbe:
-    """Measures the gradients of the surviving prunable weights on a fixed list of batches.
+    """Measures the gradients of the prunable weights (``populations``, see the module's note) on a fixed
+    list of batches.
 
     ``batches`` is re-iterable (a ``TensorLoader`` without shuffling, or a list). Histogram edges are fixed
     by the first ``measure`` call and reused by every later one.
@@ -225,29 +239,38 @@ class GradientProbe:
     hist_range: float | None = None
     normalize: bool = False
     quantile_values: int = QUANTILE_MAX_VALUES
-    edges: torch.Tensor | None = field(default=None, init=False)  # (layers + 1, bins + 1) finite edges
+    populations: Sequence[str] = POPULATIONS[:1]
+    edges: torch.Tensor | None = field(default=None, init=False)  # (rows, bins + 1) finite edges
 
-    @property
-    def layer_names(self) -> list[str]:
-        return [*self.masks.names, GLOBAL]
-
-    def _values(self, model: nn.Module, keep: list[torch.Tensor], scales: list[torch.Tensor | None]):
-        """Per batch: the surviving gradients of each layer, flat (divided by the weight std if normalising)."""
+    def _values(self, model: nn.Module, selections: list[tuple[Any, Any]], scales: list[torch.Tensor | None]):
+        """Per batch: each population's gradients of each layer, flat (divided by the weight std if normalising);
+        ``selections`` per population x layer: (surviving positions or None for all, mask to zero by or None)."""
         params = self.masks.params
         for x, y in self.batches:
             with torch.enable_grad():
                 loss = F.cross_entropy(model(x), y)
                 grads = torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
+            grads = [g.detach().flatten() for g in grads] * len(self.populations)
             vals = []
-            for g, k, s in zip(grads, keep, scales):
-                v = g.detach().flatten().index_select(0, k).float()
+            for g, (k, zero), s in zip(grads, selections, scales * len(self.populations)):
+                v = (g if k is None else g.index_select(0, k)) if zero is None else g * zero
+                v = v.float()
                 vals.append(v if s is None else v / s)
             yield vals
 
     def measure(self, model: nn.Module) -> Measurement:
-        masks = self.masks
+        masks, n_pops = self.masks, len(self.populations)
         keep = [m.detach().flatten().nonzero().squeeze(1) for m in masks.masks]
         alive = [int(k.numel()) for k in keep]
+        ways = {
+            "surviving": ([(k, None) for k in keep], alive),
+            "all_zeroed": ([(None, m.detach().flatten()) for m in masks.masks], masks.numels),
+            "all_raw": ([(None, None)] * len(keep), masks.numels),
+        }
+        unknown = sorted(set(self.populations) - set(ways))
+        if unknown:
+            raise ValueError(f"unknown gradient population(s) {unknown}: use {', '.join(POPULATIONS)}")
+        selections = [x for p in self.populations for x in ways[p][0]]
         scales: list[torch.Tensor | None] = [None] * len(keep)
         if self.normalize:
             stds = [
@@ -255,58 +278,70 @@ class GradientProbe:
             ]
             scales = [torch.where(torch.isfinite(s) & (s > 0), s, torch.ones_like(s)) for s in stds]
         n_batches = len(self.batches)
-        n_layers = len(alive) + 1
+        n_lay = len(alive)  # prunable layers; rows: per population its layers then its global
+        n_layers = n_pops * (n_lay + 1)
         device = masks.params[0].device
-        # quantile samples: the same random surviving positions in every batch, at most quantile_values values
-        # per layer; for global one common fraction of every layer, so the sample stays proportional
-        gen = torch.Generator(device=device).manual_seed(QUANTILE_SEED)
+        # quantile samples: the same random positions in every batch, at most quantile_values values per
+        # layer; for global one common fraction of every layer, so the sample stays proportional
         cap = self.quantile_values
+        picks: list[torch.Tensor | None] = []
+        global_picks: list[torch.Tensor | None] = []
 
-        def pick(n: int, frac: float) -> torch.Tensor | None:
+        def pick(n: int, frac: float, gen: torch.Generator) -> torch.Tensor | None:
             m = math.ceil(frac * n)
             return None if m >= n else torch.randperm(n, generator=gen, device=device)[:m]
 
-        picks = [pick(a, cap / (n_batches * max(a, 1))) for a in alive]
-        global_frac = cap / (n_batches * max(sum(alive), 1))
-        global_picks = [pick(a, global_frac) for a in alive]
+        for p in self.populations:  # each population draws its sample as the surviving one always has
+            gen = torch.Generator(device=device).manual_seed(QUANTILE_SEED)
+            sizes = ways[p][1]
+            picks += [pick(a, cap / (n_batches * max(a, 1)), gen) for a in sizes]
+            global_frac = cap / (n_batches * max(sum(sizes), 1))
+            global_picks += [pick(a, global_frac, gen) for a in sizes]
         exact = all(p is None for p in [*picks, *global_picks])
-        sums = torch.zeros(n_layers - 1, 6, dtype=torch.float64, device=device)
+        row_of = [p * (n_lay + 1) + i for p in range(n_pops) for i in range(n_lay)]  # population x layer -> row
+
+        def with_globals(vals: list[torch.Tensor]) -> list[torch.Tensor]:
+            parts = [vals[p * n_lay : (p + 1) * n_lay] for p in range(n_pops)]
+            return [v for part in parts for v in (*part, torch.cat(part))]
+
+        sums = torch.zeros(n_pops * n_lay, 6, dtype=torch.float64, device=device)
         refs: torch.Tensor | None = None
         samples: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
         counts = torch.zeros(n_layers, self.bins + 2, dtype=torch.long, device=device)
         first = self.edges is None
         with model_untouched(model):
             model.train()
-            for vals in self._values(model, keep, scales):
+            for vals in self._values(model, selections, scales):
                 if refs is None:  # reference point and unit of the power sums: each layer's first-batch mean, std
                     refs = torch.stack([v.double().mean() if v.numel() else zero64(device) for v in vals])
                     units = torch.stack([v.double().std(correction=0) if v.numel() else zero64(device) for v in vals])
                     units = torch.where(torch.isfinite(units) & (units > 0), units, torch.ones_like(units))
                 sums += torch.stack([power_sums(v, r, u) for v, r, u in zip(vals, refs, units)])
                 for i, (v, p) in enumerate(zip(vals, picks)):
-                    samples[i].append(v if p is None else v.index_select(0, p))
-                samples[-1].append(
-                    torch.cat([v if p is None else v.index_select(0, p) for v, p in zip(vals, global_picks)])
-                )
+                    samples[row_of[i]].append(v if p is None else v.index_select(0, p))
+                picked = [v if p is None else v.index_select(0, p) for v, p in zip(vals, global_picks)]
+                for p in range(n_pops):
+                    samples[p * (n_lay + 1) + n_lay].append(torch.cat(picked[p * n_lay : (p + 1) * n_lay]))
                 if not first:
-                    vals.append(torch.cat(vals))
-                    for i, v in enumerate(vals):
+                    for i, v in enumerate(with_globals(vals)):
                         counts[i] += histogram(v, self.edges[i])
             if refs is None:
                 raise ValueError("the gradient probe has no batches")
             # global: every layer's sums moved to one reference point (the count-weighted mean ref) and added
-            ref_all = (sums[:, 0] * refs).sum() / sums[:, 0].sum().clamp_min(1)
-            sums_all = shift_sums(sums, refs - ref_all).sum(0, keepdim=True)
-            moments = moments_from_sums(torch.cat([sums, sums_all]), torch.cat([refs, ref_all[None]]))
+            sums, refs = sums.view(n_pops, n_lay, 6), refs.view(n_pops, n_lay)
+            ref_all = (sums[..., 0] * refs).sum(1) / sums[..., 0].sum(1).clamp_min(1)
+            sums_all = shift_sums(sums, refs - ref_all[:, None]).sum(1, keepdim=True)
+            moments = moments_from_sums(
+                torch.cat([sums, sums_all], 1).view(-1, 6), torch.cat([refs, ref_all[:, None]], 1).view(-1)
+            )
             if first:
                 self.edges = self._make_edges(moments["std"])
                 if exact:  # every value was kept: histogram them without a second pass
                     for i in range(n_layers):
                         counts[i] = histogram(torch.cat(samples[i]), self.edges[i])
                 else:
-                    for vals in self._values(model, keep, scales):
-                        vals.append(torch.cat(vals))
-                        for i, v in enumerate(vals):
+                    for vals in self._values(model, selections, scales):
+                        for i, v in enumerate(with_globals(vals)):
                             counts[i] += histogram(v, self.edges[i])
         quantiles = torch.stack([sorted_quantiles(torch.cat(s), QUANTILES) for s in samples])
         table = torch.cat(
@@ -321,9 +356,10 @@ class GradientProbe:
         stats = {name: [row[j] for row in values] for j, name in enumerate(STAT_NAMES)}
         inf = torch.full((n_layers, 1), math.inf, dtype=torch.float64)
         edges = torch.cat([-inf, self.edges.double().cpu(), inf], 1).numpy()
-        sparsity = [1 - a / n for a, n in zip(alive, masks.numels)]
-        sparsity.append(1 - sum(alive) / masks.total)
-        return Measurement(self.layer_names, sparsity, stats, counts.cpu().numpy(), edges)
+        sparsity = [*[1 - a / n for a, n in zip(alive, masks.numels)], 1 - sum(alive) / masks.total] * n_pops
+        layers = [*masks.names, GLOBAL] * n_pops
+        population = [p for p in self.populations for _ in range(n_lay + 1)]
+        return Measurement(layers, sparsity, stats, counts.cpu().numpy(), edges, population)
 
     def _make_edges(self, std: torch.Tensor) -> torch.Tensor:
         if self.hist_range is not None:
@@ -365,13 +401,15 @@ def fixed_batches(data: DataSplits, batch_size: int, n_batches: int, seed: int) 
 def write_hist_npz(path: Path, measurements: Sequence[tuple[int, str, Measurement]], normalize: bool) -> None:
     """All histograms of a run in one file (rewritten atomically after every measurement).
 
-    Arrays: ``layers`` (L,), ``round`` (M,), ``when`` (M,), ``sparsity`` (M, L), ``counts`` (M, L, bins + 2)
-    with underflow and overflow bins first and last, ``edges`` (L, bins + 3) with -inf and +inf at the ends
-    (fixed for the run), ``normalize`` (bool).
+    Arrays: ``layers`` (L,) and ``population`` (L,) naming each histogram (L = populations x (layers + global)),
+    ``round`` (M,), ``when`` (M,), ``sparsity`` (M, L), ``counts`` (M, L, bins + 2) with underflow and overflow
+    bins first and last, ``edges`` (L, bins + 3) with -inf and +inf at the ends (fixed for the run),
+    ``normalize`` (bool).
     """
     last = measurements[-1][2]
     arrays = {
         "layers": np.array(last.layers),
+        "population": np.array(last.population),
         "round": np.array([r for r, _, _ in measurements], dtype=np.int64),
         "when": np.array([w for _, w, _ in measurements]),
         "sparsity": np.array([m.sparsity for _, _, m in measurements], dtype=np.float64),
@@ -430,6 +468,7 @@ class GradientAnalysis(Callback):
             bins=int(self.cfg["hist_bins"]),
             hist_range=self.cfg.get("hist_range"),
             normalize=bool(self.cfg["normalize"]),
+            populations=POPULATIONS,
         )
         self.table = (CsvTable if exp.dist.is_main else NullTable)(exp.run_dir / "grad_stats.csv", STAT_COLUMNS)
         exp.wandb.define_metric("grad/*", step_metric="round/index")
@@ -444,17 +483,19 @@ class GradientAnalysis(Callback):
             "edges": None if self.probe.edges is None else self.probe.edges.detach().cpu(),
             "measurements": [
                 {"round": r, "when": w, "layers": m.layers, "sparsity": m.sparsity, "stats": m.stats,
-                 "counts": torch.from_numpy(m.counts), "edges": torch.from_numpy(m.edges)}
+                 "counts": torch.from_numpy(m.counts), "edges": torch.from_numpy(m.edges), "population": m.population}
                 for r, w, m in self.measurements
             ],
         }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any], exp: Experiment | None = None) -> None:
         edges = state["edges"]
+        if edges is not None and len(edges) == len(self.probe.masks.names) + 1:  # a run begun before the populations
+            self.probe.populations = POPULATIONS[:1]
         self.probe.edges = None if edges is None else edges.to(self.probe.masks.params[0].device)
         self.measurements = [
             (d["round"], d["when"], Measurement(d["layers"], d["sparsity"], d["stats"], d["counts"].numpy(),
-                                                d["edges"].numpy()))
+                                                d["edges"].numpy(), d.get("population")))
             for d in state["measurements"]
         ]  # fmt: skip
         self.table.reset([row for r, w, m in self.measurements for row in m.rows(r, w)])
@@ -473,14 +514,17 @@ class GradientAnalysis(Callback):
         write_hist_npz(exp.run_dir / "grad_hist.npz", self.measurements, self.probe.normalize)
         scalars = {"round/index": round_idx}
         hists = {}
-        for i, layer in enumerate(m.layers):
+        for i, (layer, pop) in enumerate(zip(m.layers, m.population)):
+            name = layer if pop == POPULATIONS[0] else f"{pop}/{layer}"  # surviving keeps the keys it always had
             for k in STAT_NAMES:
-                scalars[f"grad/{when}/{layer}/{k}"] = m.stats[k][i]
-            hists[f"grad_hist/{when}/{layer}"] = (m.counts[i, 1:-1], m.edges[i, 1:-1])
+                scalars[f"grad/{when}/{name}/{k}"] = m.stats[k][i]
+            hists[f"grad_hist/{when}/{name}"] = (m.counts[i, 1:-1], m.edges[i, 1:-1])
         exp.wandb.log_histograms(scalars, hists)
         g = m.layers.index(GLOBAL)
+        others = " | ".join(f"{p} std {m.stats['std'][i]:.3e}" for i, p in enumerate(m.population) if
+                            m.layers[i] == GLOBAL and p != POPULATIONS[0])  # fmt: skip
         log.info(
-            "gradients round %d %s | sparsity %.4f | std %.3e | |g| %.3e | kurtosis %.2f",
-            round_idx, when, m.sparsity[g], m.stats["std"][g], m.stats["abs_mean"][g], m.stats["kurtosis"][g],
+            "gradients round %d %s | sparsity %.4f | std %.3e | |g| %.3e | kurtosis %.2f | %s",
+            round_idx, when, m.sparsity[g], m.stats["std"][g], m.stats["abs_mean"][g], m.stats["kurtosis"][g], others,
         )  # fmt: skip
         return m

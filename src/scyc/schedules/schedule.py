@@ -3,12 +3,14 @@
 ``conf/schedule/<option>.yaml`` names a policy and a shape and lists their parameters flat
 (``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two
 accepts it. Any pair composes from the command line (``schedule.shape=constant``), and either piece may
-be a dotted import path to a user's own class.
+be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0) belongs to neither: round r's
+``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for r < lag_rounds); 1 is the timing of
+the S-Cyc/SILO public code (the sparsity before round r's pruning).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +29,15 @@ class Schedule:
     name: str
     policy: MaxLRPolicy
     shape: Shape
+    lag_rounds: int = 0
 
-    def candidates(self, round_idx: int, sparsity: float) -> list[float]:
-        return self.policy.candidates(round_idx, sparsity)
+    def candidates(self, round_idx: int, sparsities: Sequence[float]) -> list[float]:
+        """The ``max_lr`` candidates of round ``round_idx``; ``sparsities[i]`` is the sparsity of round i's
+        network, for every round up to this one (the lag is applied here, and only here)."""
+        return self.policy.candidates(round_idx, sparsities[max(0, round_idx - self.lag_rounds)])
 
     def max_lr(self, round_idx: int, sparsity: float) -> float:
+        """The policy's ``max_lr`` at the given sparsity (no lag)."""
         return self.policy.max_lr(round_idx, sparsity)
 
     def build_round(self, optimizer: Optimizer, max_lr: float, total_steps: int, steps_per_epoch: int) -> LRScheduler:
@@ -50,6 +56,9 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     for key in RESERVED:
         if key not in cfg:
             raise ConfigError(f"schedule.{key} is missing")
+    lag = cfg.pop("lag_rounds", 0)
+    if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
+        raise ConfigError(f"schedule.lag_rounds={lag} is not allowed: it must be an integer >= 0")
     params = {k: v for k, v in cfg.items() if k not in RESERVED}
     policy_cls = POLICIES.get(cfg["policy"])
     shape_cls = SHAPES.get(cfg["shape"])
@@ -69,4 +78,4 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     lowest = policy.lowest() if hasattr(policy, "lowest") else None
     if lowest is not None and hasattr(shape, "check_max_lr"):
         shape.check_max_lr(lowest)
-    return Schedule(name=str(cfg["name"]), policy=policy, shape=shape)
+    return Schedule(name=str(cfg["name"]), policy=policy, shape=shape, lag_rounds=lag)

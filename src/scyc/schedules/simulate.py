@@ -39,7 +39,7 @@ def simulate(
     total = epochs * steps_per_epoch
     rows: list[dict[str, float]] = []
     for r, sparsity in enumerate(sparsities):
-        for c, max_lr in enumerate(schedule.candidates(r, sparsity)):
+        for c, max_lr in enumerate(schedule.candidates(r, sparsities[: r + 1])):
             for i, lr in enumerate(round_trace(schedule, max_lr, total, steps_per_epoch)):
                 rows.append(
                     {
