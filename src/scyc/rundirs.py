@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-
 SURVIVING = "surviving"  # gradient population of runs written before there were three (grad_stats, grad_hist)
 
 
