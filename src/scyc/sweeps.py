@@ -123,3 +123,21 @@ class ResultsTableCallback(Callback):
         )
         for r in table.excluded:
             log.warning("excluded from the table: %s (%s) %s", r.path, r.status, r.reason)
+
+
+def register_optuna_sweeper(path: str | Path) -> None:
+    """``hydra/sweeper=optuna`` = the Optuna plugin's config with ``path`` (conf/search/optuna.yaml: the S-Cyc
+    knobs, maximise validation accuracy) merged over it, stored under the plugin's name. A YAML of that name
+    in conf/hydra/sweeper/ would not do: Hydra refuses a YAML shadowing a schema that has a defaults list."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # scans (re-imports) the plugins once, storing their configs, so the store below wins
+    try:
+        from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+    except ImportError:  # the plugin is optional for everything but this sweeper
+        return
+
+    plugin = OmegaConf.to_container(OmegaConf.structured(OptunaSweeperConf))  # untyped: `sampler` is filled later
+    node = OmegaConf.merge(plugin, OmegaConf.load(path))
+    ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=node, provider="scyc")
