@@ -28,8 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from scyc.rundirs import RunDir, find_run_dirs  # noqa: E402
 from scyc.schedules.policies import s_curve  # noqa: E402
-from scyc.tables import find_run_dirs  # noqa: E402
 
 SHAPE_KEYS = ("shape", "base_lr", "cycles_per_round")
 
@@ -38,12 +38,11 @@ def read_oracle_runs(dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
     """All oracle.csv rows (with a ``run`` column) and the oracle's schedule config (of the first run)."""
     frames, schedule = [], None
     for d in dirs:
-        for run in find_run_dirs(d) if not (Path(d) / "oracle.csv").exists() else [Path(d)]:
-            if not (run / "oracle.csv").exists():
+        for run in map(RunDir, find_run_dirs(d) if not (Path(d) / "oracle.csv").exists() else [d]):
+            if (oracle := run.oracle) is None:
                 continue
-            frames.append(pd.read_csv(run / "oracle.csv").assign(run=str(run)))
-            if schedule is None and (run / ".hydra" / "config.yaml").exists():
-                schedule = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["schedule"]
+            frames.append(oracle.assign(run=str(run.path)))
+            schedule = schedule or run.config.get("schedule")
     if not frames:
         sys.exit(f"error: no oracle.csv under {', '.join(map(str, dirs))} (run schedule=oracle first)")
     return pd.concat(frames, ignore_index=True), schedule or {}

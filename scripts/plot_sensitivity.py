@@ -14,17 +14,15 @@ accuracy and Spearman's rank correlation of each knob with it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from scyc.tables import find_run_dirs  # noqa: E402
+from scyc.rundirs import RunDir, find_run_dirs  # noqa: E402
 
 KNOBS = ("beta", "max_lr_low", "max_lr_high")
 
@@ -32,16 +30,12 @@ KNOBS = ("beta", "max_lr_low", "max_lr_high")
 def read_trials(sweeps: list[Path]) -> pd.DataFrame:
     rows = []
     for sweep in sweeps:
-        for run in find_run_dirs(sweep):
-            try:
-                schedule = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["schedule"]
-                summary = json.loads((run / "summary.json").read_text())
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # a run that never started: nothing to plot
+        for run in map(RunDir, find_run_dirs(sweep)):
+            summary, schedule = run.summary or {}, run.config.get("schedule") or {}
             if summary.get("status") != "complete":
-                continue
+                continue  # failed or never started: nothing to plot
             rows.append(
-                {"sweep": sweep.name, "run": run.name, **{k: schedule.get(k) for k in KNOBS},
+                {"sweep": sweep.name, "run": run.path.name, **{k: schedule.get(k) for k in KNOBS},
                  "val_acc": summary.get("final_val_acc"), "test_acc": summary.get("final_test_acc")}
             )  # fmt: skip
     if not rows:

@@ -51,6 +51,7 @@ class RunDir:
 
     results = cached_property(lambda self: self._table("results.csv"))
     lr = cached_property(lambda self: self._table("lr_trace.csv"))
+    oracle = cached_property(lambda self: self._table("oracle.csv"))
 
     @cached_property
     def grad_stats(self) -> pd.DataFrame | None:

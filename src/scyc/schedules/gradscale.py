@@ -71,7 +71,9 @@ class GradScalePolicy(MaxLRPolicy):
                 "they must satisfy 0 < min_factor <= 1 <= max_factor"
             )
         if population not in POPULATIONS:
-            raise ConfigError(f"schedule.population={population} is not allowed; choose one of {', '.join(POPULATIONS)}")
+            raise ConfigError(
+                f"schedule.population={population} is not allowed; choose one of {', '.join(POPULATIONS)}"
+            )
         if statistic not in STATISTICS:
             raise ConfigError(f"schedule.statistic={statistic} is not allowed; choose one of {', '.join(STATISTICS)}")
         self.dense, self.gamma = float(max_lr_dense), float(gamma)
