@@ -60,7 +60,8 @@ def test_speed_switches_resolve_and_refuse_bad_values():
     assert cfg.train.precision == "auto" and cfg.train.channels_last == "auto" and cfg.train.compile is False
     conv = torch.nn.Conv2d(1, 1, 3)
     speed = Speed.from_config(cfg.train, torch.device("cpu"), conv)
-    assert speed.autocast_dtype is None and not speed.channels_last and not speed.compile
+    assert speed.autocast_dtype is None and speed.channels_last and not speed.compile  # auto: conv nets, any device
+    assert speed.eval_batch_size == 256 and not speed.cuda_graphs
     bf16 = Speed.from_config(
         composed("train.precision=bf16", "train.channels_last=true").train, torch.device("cpu"), conv
     )
