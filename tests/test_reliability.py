@@ -375,6 +375,9 @@ BAD_INPUT = [
     ("device=cuda:7", "cuda"),
     ("train.lr_typo=0.1", "lr_typo"),
     ("checkpoint.keep=-1", "checkpoint.keep"),
+    ("schedule.max_lr_high=abc", "schedule.max_lr_high"),  # refused by the typed schema, at composition
+    ("pruner.rate=abc", "pruner.rate"),
+    ("wandb.mode=sometimes", "wandb.mode"),
 ]
 
 

@@ -30,15 +30,13 @@ class Group:
     """A config group: ``name`` picks the registered class, ``options()`` are the keys set for it."""
 
     name: str = MISSING
+    extra: Optional[dict[str, Any]] = None  # keys of a plug-in class (dotted-path name) the schema does not know
 
     def options(self, *skip: str) -> dict[str, Any]:
-        """The keys that are set (not null), without ``name`` and ``skip``."""
-        drop = {"name", *skip}
-        return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name not in drop and getattr(self, f.name) is not None
-        }
+        """The keys that are set (not null), without ``name`` and ``skip``, plus ``extra``."""
+        drop = {"name", "extra", *skip}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in drop}
+        return {k: v for k, v in values.items() if v is not None} | (self.extra or {})
 
 
 @dataclass
