@@ -44,7 +44,7 @@ import hydra
 import torch
 import torch.nn.functional as F
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from scyc.config import Config
 
@@ -205,13 +205,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         pin_memory=dev.type == "cuda",
         persistent_workers=workers > 0,
     )
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     ref_model = create_model(
-        model_cfg.pop("name"),
+        exp.cfg.model.name,
         num_classes=raw.num_classes,
         in_channels=raw.in_channels,
         image_size=raw.image_size,
-        **model_cfg,
+        **exp.cfg.model.options(),
     ).to(dev)
     ref_model.load_state_dict(exp.model.state_dict())
     params = dict(ref_model.named_parameters())
