@@ -1,5 +1,5 @@
 """Checkpoint files: save, load and rotate them, atomically. What goes into one is ``RunState`` and the
-components' ``state_dict``s (see ``scyc.experiment``); deciding to resume is ``scyc.rundir``'s job.
+components' ``state_dict``s (``scyc.state``, the round loop); deciding to resume is ``scyc.rundir``'s job.
 
 Layout of ``<run_dir>/checkpoints/``:
 
