@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from scyc.config import Config
 
@@ -126,10 +126,9 @@ def reference(cfg, exp, bs: int, lr: float, warmup: int, steps: int, repeats: in
     from scyc.models import create_model
 
     dev, raw = exp.device, exp.data.raw
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model = create_model(
-        model_cfg.pop("name"), num_classes=raw.num_classes, in_channels=raw.in_channels, image_size=raw.image_size,
-        **model_cfg,
+        exp.cfg.model.name, num_classes=raw.num_classes, in_channels=raw.in_channels, image_size=raw.image_size,
+        **exp.cfg.model.options(),
     ).to(dev)  # fmt: skip
     model.load_state_dict(exp.model.state_dict())
     params = dict(model.named_parameters())

@@ -42,11 +42,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str]]:
 
 def steps_per_epoch(cfg) -> int:
     import torch
-    from omegaconf import OmegaConf
 
+    from scyc.config import load
     from scyc.data import build_data
 
-    data = build_data(OmegaConf.to_container(cfg.dataset, resolve=True), torch.device("cpu"), cfg.data_dir)
+    dataset = load(cfg).dataset
+    data = build_data({"name": dataset.name, **dataset.options()}, torch.device("cpu"), cfg.data_dir)
     n = len(data.train[1])
     return max(1, n // cfg.train.batch_size) if n >= cfg.train.batch_size else 1
 

@@ -229,7 +229,7 @@ def _ddp_experiment(rank, tmp_path, port, overrides):
         torch.save(exp.masks.state_dict(), tmp_path / "ddp_masks.pt")
     return {
         "run_dir": str(run_dir), "masks_equal_across_ranks": same, "world_size": summary["world_size"],
-        "callbacks": [type(c).__name__ for c in exp.callbacks], "wandb": exp.wandb.mode,
+        "callbacks": [type(c).__name__ for c in exp.callbacks], "wandb": exp.outputs.wandb.mode,
     }  # fmt: skip
 
 

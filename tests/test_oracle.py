@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from scyc.config import register_configs
-from scyc.experiment import Experiment, RoundResult
+from scyc.experiment import Experiment
 from scyc.registry import ConfigError
-from scyc.training import EpochResult
+from scyc.state import EpochRecord, RoundResult
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [0.2, 0.01, 0.1, 0.05]  # deliberately unsorted
@@ -41,7 +41,7 @@ def snapshot(exp: Experiment) -> dict:
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         "numpy": np.random.get_state()[1].copy(),
-        "global_step": exp.global_step,
+        "global_step": exp.state.global_step,
     }
 
 
@@ -59,14 +59,14 @@ def same(a: dict, b: dict) -> bool:
 
 class StubExperiment(Experiment):
     """``train_round`` changes the weights by an amount that depends on max_lr, draws from every RNG the
-    real loop may use, records two epochs of three steps each, and reports the known accuracy."""
+    real loop may use, returns two epochs of three steps each, and reports the known accuracy."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.starts: dict[tuple[int, float], dict] = {}
         self.ends: dict[tuple[int, float], dict] = {}
 
-    def train_round(self, round_idx, max_lr, epoch_checkpoints=True):
+    def train_round(self, round_idx, max_lr, after_epoch=None):
         self.starts[(round_idx, max_lr)] = snapshot(self)
         drift = torch.rand((), generator=self.generator) + torch.rand(()) + random.random() + np.random.rand()
         with torch.no_grad():
@@ -74,17 +74,19 @@ class StubExperiment(Experiment):
                 p.add_(max_lr * float(drift))
         self.masks.apply_()
         val = VAL[round_idx][max_lr]
-        for epoch in range(2):
-            res = EpochResult(loss=1.0 - val, accuracy=val, examples=10, lrs=[max_lr] * 3)
-            self._record_epoch(
-                round_idx, epoch, self.masks.sparsity(), max_lr, res, 1 - val, val, 1 - val, val / 2, 0.0
-            )
+        epochs = [
+            EpochRecord(round=round_idx, epoch=epoch, sparsity=self.masks.sparsity(), max_lr=max_lr, lr_last=max_lr,
+                        train_loss=1 - val, train_acc=val, val_loss=1 - val, val_acc=val, test_loss=1 - val,
+                        test_acc=val / 2, seconds=0.0, lrs=[max_lr] * 3)
+            for epoch in range(2)
+        ]  # fmt: skip
+        assert after_epoch is None  # the oracle records the chosen candidate's epochs itself
         self.ends[(round_idx, max_lr)] = snapshot(self)
         return RoundResult(
             round=round_idx, sparsity=self.masks.sparsity(), alive=self.masks.alive(), max_lr=max_lr,
             train_loss=1 - val, train_acc=val, val_loss=1 - val, val_acc=val, test_loss=1 - val, test_acc=val / 2,
             best_val_acc=val, best_val_epoch=1, test_acc_at_best_val=val / 2, epoch_seconds=0.0, round_seconds=0.0,
-        )  # fmt: skip
+        ), epochs  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,7 @@ def test_the_chosen_end_state_is_carried_on(oracle_run):
     for r in range(3):
         saved = torch.load(run_dir / "checkpoints" / f"round_{r:02d}.pt", weights_only=False)
         chosen = exp.ends[(r, BEST[r])]["model"]
-        assert all(torch.equal(saved["model"][k].cpu(), chosen[k].cpu()) for k in chosen)
+        assert all(torch.equal(saved["state"]["model"][k].cpu(), chosen[k].cpu()) for k in chosen)
     final = snapshot(exp)
     assert same(final, exp.ends[(2, BEST[2])] | {"global_step": final["global_step"]})
     # the next round started from the chosen end state, pruned: every surviving weight is unchanged

@@ -33,7 +33,7 @@ def test_lamp_reinit_with_exclusion(train):
     assert "features.0.weight" not in set(table["layer"])
     round1 = table[table["round"] == 1]
     assert round1["sparsity"].max() - round1["sparsity"].min() > 0.05  # global: layers differ
-    ckpt = torch.load(run_dir / "checkpoints" / "round_01.pt", weights_only=True)
+    ckpt = torch.load(run_dir / "checkpoints" / "round_01.pt", weights_only=True)["state"]
     assert all(m.dtype == torch.bool for m in ckpt["masks"].values())
     assert torch.count_nonzero(ckpt["model"]["features.0.weight"]) == 150  # kept dense
     for name, m in ckpt["masks"].items():

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from scyc.models import create_model
@@ -86,13 +85,10 @@ def test_rewind_epoch_zero_is_init_and_bad_values():
 
 
 def test_callbacks_follow_the_config():
-    cfg = OmegaConf.create({"pruner": {"reset": "finetune", "rewind_epoch": 9}, "train": {"epochs": 1}})
-    assert [type(c) for c in pruning_callbacks(cfg)] == [LayerSparsity]  # rewind_epoch unused: not checked
-    cfg.pruner.reset = "rewind_epoch"
+    assert [type(c) for c in pruning_callbacks("finetune", 9, 1)] == [LayerSparsity]  # rewind_epoch unused
     with pytest.raises(ConfigError, match="rewind_epoch=9"):
-        pruning_callbacks(cfg)
-    cfg.pruner.rewind_epoch = 1
-    assert [type(c) for c in pruning_callbacks(cfg)] == [LayerSparsity, RewindSnapshot]
+        pruning_callbacks("rewind_epoch", 9, 1)
+    assert [type(c) for c in pruning_callbacks("rewind_epoch", 1, 1)] == [LayerSparsity, RewindSnapshot]
 
 
 def test_reinit_is_fresh_seeded_masked_and_leaves_global_rng_alone():

@@ -232,12 +232,12 @@ def test_every_option_composes_and_builds(option):
 def test_documented_command_line_composition():
     """The README's example: S-Cyc's envelope with a step-decay shape, composed from the command line."""
     sched = schedule_of(
-        "schedule=scyc", "schedule.shape=step_decay", "~schedule.base_lr", "~schedule.cycles_per_round",
+        "schedule=scyc", "schedule.shape=step_decay", "schedule.base_lr=null", "schedule.cycles_per_round=null",
         "+schedule.milestones=[0.5,0.75]", "+schedule.gamma=0.2",
     )  # fmt: skip
     trace = round_trace(sched, 0.1, 40, 20)
     assert trace[0] == pytest.approx(0.1) and trace[-1] == pytest.approx(0.1 * 0.2**2)
-    with pytest.raises(ConfigError, match=r"~schedule.base_lr"):
+    with pytest.raises(ConfigError, match=r"schedule.base_lr=null"):
         schedule_of("schedule=scyc", "schedule.shape=step_decay")
 
 
@@ -278,7 +278,7 @@ BAD = [
     ({"policy": "grid", "grid": [0.1, 0.1]}, "schedule.grid"),
     ({"policy": "grid", "grid": 0.1}, "schedule.grid"),
     ({"policy": "grid", "grid": [0.1], "shape": "triangular", "base_lr": 0.2}, "schedule.base_lr"),
-    ({"shape": "step_decay", "base_lr": 0.01}, "~schedule.base_lr"),
+    ({"shape": "step_decay", "base_lr": 0.01}, "schedule.base_lr=null"),
 ]
 
 

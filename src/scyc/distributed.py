@@ -25,7 +25,7 @@ Every rank runs the whole experiment; what keeps them one run:
   empty directories. Non-zero ranks also drop Hydra's log-file handler (no interleaved lines in rank 0's
   log) and log warnings only.
 
-Callbacks that write files check ``exp.dist.is_main``.
+Files go through ``scyc.tracking.RunOutputs``, which writes on rank 0 only.
 """
 
 from __future__ import annotations
@@ -46,9 +46,8 @@ import torch.distributed as dist
 from submitit.slurm.slurm import SlurmJobEnvironment
 from torch import nn
 
-from scyc.callbacks import Callback
+from scyc.callbacks import Callback, RunView
 from scyc.registry import ConfigError
-from scyc.tracking import CsvTable
 
 log = logging.getLogger(__name__)
 
@@ -203,29 +202,19 @@ class DistEnv:
                 f"pruning masks differ across ranks{' ' + where if where else ''} ({listing}); the ranks would "
                 "train different networks, so the run stops. Masks are decided on rank 0 and broadcast: a "
                 "mismatch means a rank changed its masks on its own (a callback, a reset or a pruner that "
-                "edits MaskSet.masks outside Experiment.prune)."
+                "edits MaskSet.masks outside the round loop's prune step)."
             )
         return digest
-
-
-class NullTable(CsvTable):
-    """A ``CsvTable`` for non-zero ranks: keeps its rows in memory, writes nothing."""
-
-    def append(self, row) -> None:
-        self.rows.append(dict(row))
-
-    def stream(self, rows) -> None:
-        return None
-
-    def reset(self, rows) -> None:
-        self.rows = [dict(r) for r in rows]
 
 
 class MaskDigestCheck(Callback):
     """At the start of every round (after prune + reset): the ranks' masks must be identical."""
 
-    def on_round_start(self, exp, round_idx: int) -> None:
-        exp.dist.check_masks_identical(exp.masks.masks, where=f"at the start of round {round_idx}")
+    def __init__(self, env: DistEnv) -> None:
+        self.env = env
+
+    def on_round_start(self, run: RunView, round_idx: int) -> None:
+        self.env.check_masks_identical(run.masks.masks, where=f"at the start of round {round_idx}")
 
 
 def mask_digest(masks: Sequence[torch.Tensor]) -> str:

@@ -3,202 +3,189 @@
 Round 0 trains the dense network. Each later round removes ``pruner.rate`` of the surviving prunable
 weights, applies ``pruner.reset`` and retrains for ``train.epochs`` epochs under the schedule: the
 across-round policy picks the round's ``max_lr`` from the sparsity of the network about to be trained,
-the within-round shape turns it into a per-step LR.
+the within-round shape turns it into a per-step LR. ``Experiment.run`` is that loop; everything it
+changes lives in ``RunState`` (``scyc.state``), everything it writes goes through ``RunOutputs``
+(``scyc.tracking``). See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import math
-import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from scyc import __version__, checkpoint, distributed, guards
+from scyc import checkpoint, distributed, guards, rundir
 from scyc.analysis import analysis_callbacks
 from scyc.callbacks import Callback
+from scyc.config import Config, load, validate
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
-from scyc.pruning import LOOP_KEYS, PRUNERS, RESETS, MaskSet, PruneContext
+from scyc.oracle import Oracle
+from scyc.pruning import PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.pruning.accounting import pruning_callbacks
+from scyc.pruning.base import predicted_sparsities
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.speed import Speed
+from scyc.state import EpochRecord, RoundResult, RunState
 from scyc.sweeps import wandb_settings
-from scyc.tracking import CsvTable, WandbRun, write_summary
+from scyc.tracking import RunOutputs, provenance
 from scyc.training import evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything
 
 log = logging.getLogger("scyc")
 
-RESULT_COLUMNS = [
-    "round", "sparsity", "alive", "max_lr", "train_loss", "train_acc", "val_loss", "val_acc",
-    "test_loss", "test_acc", "best_val_acc", "best_val_epoch", "test_acc_at_best_val",
-    "epoch_seconds", "round_seconds",
-]  # fmt: skip
-EPOCH_COLUMNS = [
-    "round", "epoch", "sparsity", "max_lr", "lr_last", "train_loss", "train_acc", "val_loss", "val_acc",
-    "test_loss", "test_acc", "seconds",
-]  # fmt: skip
-LR_COLUMNS = ["round", "epoch", "step", "lr"]
-
 
 @dataclass
-class RoundResult:
-    round: int
-    sparsity: float
-    alive: int
+class RoundProgress:
+    """The round in progress: its optimiser and LR scheduler and its bookkeeping (an epoch checkpoint's part)."""
+
     max_lr: float
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    test_loss: float
-    test_acc: float
-    best_val_acc: float
-    best_val_epoch: int
-    test_acc_at_best_val: float
-    epoch_seconds: float
-    round_seconds: float
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    best: tuple[float, int, float] = (-math.inf, -1, math.nan)  # (val acc, epoch, test acc at it)
+    seconds: list[float] = field(default_factory=list)
+    start: float = field(default_factory=time.perf_counter)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"max_lr": self.max_lr, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "best": list(self.best), "seconds": list(self.seconds), "elapsed": time.perf_counter() - self.start}  # fmt: skip
 
-def validate(cfg: DictConfig) -> None:
-    """Refuse bad input before anything is written; each message names the key and what is allowed."""
-    checks = [
-        (
-            "pruner.rate",
-            cfg.pruner.get("rate"),
-            lambda v: isinstance(v, (int, float)) and 0 < v < 1,
-            "a number in (0, 1)",
-        ),
-        ("pruner.rounds", cfg.pruner.get("rounds"), lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        ("train.epochs", cfg.train.epochs, lambda v: v >= 1, "an integer >= 1"),
-        ("train.batch_size", cfg.train.batch_size, lambda v: v >= 1, "an integer >= 1"),
-        ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v == "auto" or v >= 1, "auto or an int >= 1"),
-        ("train.momentum", cfg.train.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        ("train.weight_decay", cfg.train.weight_decay, lambda v: v >= 0, "a number >= 0"),
-        ("checkpoint.keep", cfg.checkpoint.keep, lambda v: v >= 0, "an integer >= 0"),
-    ]
-    for key, value, ok, allowed in checks:
-        if value is None or not ok(value):
-            raise ConfigError(f"{key}={value} is not allowed: it must be {allowed}")
-    if cfg.schedule.get("policy") == "grid" and not cfg.dataset.get("val_size"):
-        raise ConfigError(
-            f"dataset.val_size={cfg.dataset.get('val_size')}: the oracle (grid policy) needs a validation set"
-        )
-    if cfg.pruner.get("reset", "finetune") not in RESETS:
-        RESETS.get(cfg.pruner.reset)  # raises with the list of resets (or imports a dotted path)
+    def load_state_dict(self, state: dict[str, Any], round_idx: int) -> None:
+        if state["max_lr"] != self.max_lr:
+            raise ConfigError(
+                f"round {round_idx} was checkpointed with max_lr={state['max_lr']}, but the schedule now gives "
+                f"{self.max_lr}: the schedule changed since the checkpoint"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best, self.seconds = tuple(state["best"]), list(state["seconds"])
+        self.start -= state["elapsed"]
 
 
 class Experiment:
-    def __init__(self, cfg: DictConfig, run_dir: str | Path, resume: tuple[dict, Path] | None = None) -> None:
-        validate(cfg)
+    def __init__(self, cfg: Config | DictConfig, run_dir: str | Path, resume: rundir.Resume | None = None) -> None:
+        if not isinstance(cfg, Config):  # scripts and tests; train.py's entry point validates before run_dir
+            cfg = load(cfg)
+            validate(cfg)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.dist = distributed.current()  # a single process unless distributed.init formed a group
         self.dist.check_global_batch(cfg.train.batch_size)
         self.device = self.dist.device or resolve_device(cfg.device)
         guards.configure_determinism(bool(cfg.deterministic), self.device)
-        self.schedule = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
-        pruner_cfg = OmegaConf.to_container(cfg.pruner, resolve=True)
-        self.rounds = int(pruner_cfg["rounds"])
-        self.reset = RESETS.get(pruner_cfg.get("reset", "finetune"))
-        self.pruner = PRUNERS.build(
-            pruner_cfg["name"], {k: v for k, v in pruner_cfg.items() if k not in LOOP_KEYS}, key="pruner"
-        )
+        self.schedule = build_schedule(cfg.schedule.options())
+        self.rounds = cfg.pruner.rounds
+        self.reset = RESETS.get(cfg.pruner.reset)
+        self.pruner = PRUNERS.build(cfg.pruner.name, cfg.pruner.pruner_options(), key="pruner")
         seed_everything(cfg.seed)
-        self.data: DataSplits = build_data(OmegaConf.to_container(cfg.dataset, resolve=True), self.device, cfg.data_dir)
-        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-        self.model = create_model(
-            model_cfg.pop("name"),
+        self.data: DataSplits = build_data({"name": cfg.dataset.name, **cfg.dataset.options()}, self.device,
+                                           cfg.data_dir)  # fmt: skip
+        model = create_model(
+            cfg.model.name,
             num_classes=self.data.num_classes,
             in_channels=self.data.in_channels,
             image_size=self.data.image_size,
-            **model_cfg,
+            **cfg.model.options(),
         ).to(self.device)
         try:
-            self.masks = MaskSet.from_model(self.model, exclude=pruner_cfg.get("exclude") or ())
+            masks = MaskSet.from_model(model, exclude=cfg.pruner.exclude or ())
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        self.speed = Speed.from_config(cfg.train, self.device, self.model)
-        self.net = self.speed.prepare(self.model)  # what runs forward: self.model itself or its compiled form
+        self.speed = Speed.from_config(asdict(cfg.train), self.device, model)
+        self.net = self.speed.prepare(model)  # what runs forward: the model itself or its compiled form
         self.data.channels_last = self.speed.channels_last
-        self.snapshots = {"init": copy.deepcopy(self.model.state_dict())}
+        generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
+        self.state = RunState(model, masks, generator, snapshots={"init": copy.deepcopy(model.state_dict())})
         # What trains: DDP (data-parallel runs) around the model, compiled when train.compile; shares its Parameters.
-        self.train_model = self.speed.prepare(self.dist.wrap(self.model)) if self.dist.enabled else self.net
-        self.generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
-        self.global_step = 0
-        self.results: list[RoundResult] = []
-        self.callbacks: list[Callback] = self.build_callbacks()
-        self.checkpointer = checkpoint.Checkpointer(self.run_dir / "checkpoints", int(cfg.checkpoint.keep))
+        self.train_model = self.speed.prepare(self.dist.wrap(model)) if self.dist.enabled else self.net
+        self.outputs = RunOutputs(self.run_dir, is_main=self.dist.is_main)
+        self.callbacks: list[Callback] = [
+            *pruning_callbacks(cfg.pruner.reset, cfg.pruner.rewind_epoch, cfg.train.epochs),
+            *([distributed.MaskDigestCheck(self.dist)] if self.dist.enabled else []),
+            *analysis_callbacks(asdict(cfg.analysis)),
+        ]
+        self.oracle = Oracle(self.outputs)
+        self.checkpointer = checkpoint.Checkpointer(self.run_dir / "checkpoints", cfg.checkpoint.keep)
         self.stop = guards.StopRequest()  # SIGINT/SIGTERM -> stop at the last checkpoint (scyc.guards)
-        self._resume = resume  # (checkpoint state, path) to continue from, see scyc.checkpoint
-        guards.preflight_schedule(self)
+        self.resume = resume  # (checkpoint, path) to continue from, see scyc.rundir
+        self._resume_round: dict[str, Any] | None = None  # the epoch checkpoint's round in progress
+        predicted = predicted_sparsities(masks.total, cfg.pruner.rate, self.rounds)
+        steps_per_epoch = len(self.data.loader("train", cfg.train.batch_size, train=True))
+        guards.preflight_schedule(
+            self.schedule, lambda r: self.schedule.candidates(r, predicted[: r + 1]), predicted,
+            cfg.train.epochs * steps_per_epoch, steps_per_epoch,
+        )  # fmt: skip
 
-    def build_callbacks(self) -> list[Callback]:
-        """The measurement and bookkeeping hooks of this run (see ``scyc.callbacks``)."""
-        callbacks: list[Callback] = [*pruning_callbacks(self.cfg)]
-        if self.dist.enabled:
-            callbacks.append(distributed.MaskDigestCheck())
-        callbacks += analysis_callbacks(OmegaConf.to_container(self.cfg.analysis, resolve=True))
-        return callbacks
+    # The read-only view callbacks get (scyc.callbacks.RunView).
+    model = property(lambda self: self.state.model)
+    masks = property(lambda self: self.state.masks)
+    snapshots = property(lambda self: self.state.snapshots)
+    generator = property(lambda self: self.state.generator)
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
 
-    # ----------------------------------------------------------------------------------------------
-    def _open_outputs(self) -> None:
-        main = self.dist.is_main  # only rank 0 writes files and W&B in a data-parallel run
-        if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        table = CsvTable if main else distributed.NullTable
-        self.results_csv = table(self.run_dir / "results.csv", RESULT_COLUMNS)
-        self.epochs_csv = table(self.run_dir / "epochs.csv", EPOCH_COLUMNS)
-        self.lr_csv = table(self.run_dir / "lr_trace.csv", LR_COLUMNS)
-        self.summary: dict[str, Any] = {
-            "status": "running",
-            "run_dir": str(self.run_dir),
-            "schedule": self.schedule.name,
-            "pruner": self.cfg.pruner.name,
-            "model": self.cfg.model.name,
-            "dataset": self.cfg.dataset.name,
-            "seed": int(self.cfg.seed),
-            "rounds": self.rounds,
-            "device": str(self.device),
-            "world_size": self.dist.world_size,
-            "prunable_weights": self.masks.total,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "versions": {"scyc": __version__, "torch": torch.__version__, "python": platform.python_version()},
-            "command": " ".join(sys.argv),
-        }
-        wandb_id = checkpoint.begin_outputs(self, self._resume)  # on resume: tables back to the checkpoint
-        self._write_summary()
-        wandb_cfg = wandb_settings(self.cfg)  # tags, and the sweep's name as group in a multirun
-        self.wandb = WandbRun(
-            wandb_cfg if main else {**wandb_cfg, "mode": "disabled"},
-            self.run_dir,
-            OmegaConf.to_container(self.cfg, resolve=True),
-            name=self.run_dir.name,
-            run_id=wandb_id,
-        )
-        self.summary["wandb_id"] = self.wandb.run.id if self.wandb.run is not None else None
+    # ---------------------------------------------------------------------------------------- the loop
+    def run(self) -> dict[str, Any]:
+        """Round 0 trains the dense network; every later round prunes, resets and retrains."""
+        self._no_bar = None if self.cfg.progress and self.dist.is_main else True
+        self._open_outputs()
+        start = time.perf_counter()
+        self.stop.install()
+        try:
+            self._call("on_run_start")
+            first_round, first_epoch = self._restore() if self.resume else (0, 0)
+            bar = tqdm(range(first_round, self.rounds), desc="rounds", disable=self._no_bar)
+            for r in bar:
+                if not (r == first_round and first_epoch > 0):  # resumed inside round r: pruned already
+                    if r > 0:
+                        self.prune()
+                    self._call("on_round_start", r)  # measure the network about to be trained
+                sparsities = [x.sparsity for x in self.state.results] + [self.masks.sparsity()]
+                candidates = self.schedule.candidates(r, sparsities)  # this round's max_lr (or grid)
+                if len(candidates) == 1:
+                    result, _ = self.train_round(r, candidates[0], after_epoch=self.record_epoch)
+                else:
+                    result, epochs = self.oracle.search(r, candidates, functools.partial(self.train_round, r),
+                                                        self.state, has_val=len(self.data.val[1]) > 0)  # fmt: skip
+                    for record in epochs:  # the path actually taken
+                        self.record_epoch(record)
+                self.record_round(result)
+                self.save_checkpoint("round", (r + 1, 0))
+                self.stop.raise_if_requested(f"after round {r}")
+                bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            resume = {"resume_command": rundir.resume_command(self.run_dir)} if self.checkpointer.candidates() else {}
+            self.outputs.write_summary(status=status, reason=f"{type(exc).__name__}: {exc}",
+                                       rounds_completed=len(self.state.results), **guards.failure_fields(exc),
+                                       **resume)  # fmt: skip
+            self.outputs.wandb.finish(exit_code=1)
+            raise
+        finally:
+            self.stop.uninstall()
+        return self._finish(time.perf_counter() - start)
 
     def prune(self) -> None:
+        """Prune the surviving weights, then apply the reset (``pruner.reset``)."""
         ctx = PruneContext(
             model=self.model,
             batches=lambda: iter(
                 self.data.loader("train", self.cfg.train.batch_size, train=True, generator=self.generator)
-            ),
+            ),  # fmt: skip
             generator=self.generator,
         )
         # Data-parallel runs: rank 0 decides, every rank installs its masks, generator state and weights.
@@ -208,21 +195,24 @@ class Experiment:
         self.reset(self.model, self.masks, self.snapshots, self.generator)
         self.dist.broadcast_module(self.model)
 
-    def train_round(self, round_idx: int, max_lr: float, epoch_checkpoints: bool = True) -> RoundResult:
+    def train_round(self, round_idx: int, max_lr: float, after_epoch=None) -> tuple[RoundResult, list[EpochRecord]]:
+        """Train the current network for one round at ``max_lr``; returns its result and its epochs.
+        ``after_epoch(record, progress)`` (the recording path) runs after each epoch and checkpoints it."""
         tcfg = self.cfg.train
         sparsity = self.masks.sparsity()
         optimizer = make_optimizer(self.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
-        train_loader = self.data.loader(
-            "train", tcfg.batch_size, train=True, generator=self.generator, **self.dist.shard
-        )  # fmt: skip
+        train_loader = self.data.loader("train", tcfg.batch_size, train=True, generator=self.generator,
+                                        **self.dist.shard)  # fmt: skip
         steps_per_epoch = len(train_loader)
         scheduler = self.schedule.build_round(optimizer, max_lr, tcfg.epochs * steps_per_epoch, steps_per_epoch)
-        best = (-math.inf, -1, math.nan)
-        seconds: list[float] = []
-        start = time.perf_counter()
-        first_epoch, progress = checkpoint.resume_round(self, round_idx, max_lr, optimizer, scheduler)
-        if progress is not None:  # resumed mid-round: the round's bookkeeping so far
-            best, seconds, start = tuple(progress["best"]), list(progress["seconds"]), start - progress["elapsed"]
+        progress = RoundProgress(max_lr, optimizer, scheduler)
+        first_epoch, resumed = 0, self._resume_round
+        self._resume_round = None  # used once
+        if resumed is not None and resumed["position"][0] == round_idx:
+            progress.load_state_dict(resumed["state"], round_idx)
+            first_epoch = resumed["position"][1]
+        step = self.state.global_step
+        records: list[EpochRecord] = []
         epochs = tqdm(range(first_epoch, tcfg.epochs), desc=f"round {round_idx}", leave=False, disable=self._no_bar)
         for epoch in epochs:
             t0 = time.perf_counter()
@@ -233,37 +223,39 @@ class Experiment:
             )  # fmt: skip
             self.stop.raise_if_requested(f"in round {round_idx} epoch {epoch} after {batches.yielded} steps")
             res.loss, res.accuracy = self.dist.mean_over_ranks((res.loss, res.accuracy), res.examples)
-            seconds.append(time.perf_counter() - t0)
+            progress.seconds.append(time.perf_counter() - t0)
             val_loss, val_acc = self._evaluate("val")
             test_loss, test_acc = self._evaluate("test")
-            guards.check_finite(self, res, val_loss, round_idx, epoch)
-            if val_acc > best[0]:
-                best = (val_acc, epoch, test_acc)
-            self._record_epoch(
-                round_idx, epoch, sparsity, max_lr, res, val_loss, val_acc, test_loss, test_acc, seconds[-1]
-            )
-            if epoch_checkpoints and epoch + 1 < tcfg.epochs:  # after the last epoch the round checkpoint follows
-                progress = dict(best=list(best), seconds=seconds, elapsed=time.perf_counter() - start, max_lr=max_lr)
-                checkpoint.save_state(self, "epoch", (round_idx, epoch + 1), optimizer, scheduler, progress)
-                self.stop.raise_if_requested(f"after round {round_idx} epoch {epoch}")
+            if getattr(res, "skipped", 0):
+                self.outputs.summary["nonfinite_skipped"] = (
+                    self.outputs.summary.get("nonfinite_skipped", 0) + res.skipped
+                )
+            guards.check_finite(res, val_loss, round_idx, epoch, first_step=step)
+            step += len(res.lrs)
+            if val_acc > progress.best[0]:
+                progress.best = (val_acc, epoch, test_acc)
+            record = EpochRecord(
+                round=round_idx, epoch=epoch, sparsity=sparsity, max_lr=max_lr,
+                lr_last=res.lrs[-1] if res.lrs else math.nan, train_loss=res.loss, train_acc=res.accuracy,
+                val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
+                seconds=progress.seconds[-1], lrs=res.lrs,
+            )  # fmt: skip
+            records.append(record)
+            if after_epoch is not None:
+                after_epoch(record)
+                if epoch + 1 < tcfg.epochs:  # after the last epoch the round checkpoint follows
+                    self.save_checkpoint("epoch", (round_idx, epoch + 1), progress)
+                    self.stop.raise_if_requested(f"after round {round_idx} epoch {epoch}")
             epochs.set_postfix(loss=f"{res.loss:.3f}", val=f"{val_acc:.4f}")
-        return RoundResult(
-            round=round_idx,
-            sparsity=sparsity,
-            alive=self.masks.alive(),
-            max_lr=max_lr,
-            train_loss=res.loss,
-            train_acc=res.accuracy,
-            val_loss=val_loss,
-            val_acc=val_acc,
-            test_loss=test_loss,
-            test_acc=test_acc,
-            best_val_acc=best[0],
-            best_val_epoch=best[1],
-            test_acc_at_best_val=best[2],
-            epoch_seconds=sum(seconds) / len(seconds),
-            round_seconds=time.perf_counter() - start,
-        )
+        best_acc, best_epoch, test_at_best = progress.best
+        result = RoundResult(
+            round=round_idx, sparsity=sparsity, alive=self.masks.alive(), max_lr=max_lr, train_loss=res.loss,
+            train_acc=res.accuracy, val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
+            best_val_acc=best_acc, best_val_epoch=best_epoch, test_acc_at_best_val=test_at_best,
+            epoch_seconds=sum(progress.seconds) / len(progress.seconds),
+            round_seconds=time.perf_counter() - progress.start,
+        )  # fmt: skip
+        return result, records
 
     def _evaluate(self, split: str) -> tuple[float, float]:
         """Loss and accuracy on a split; each rank evaluates its share, the sums are all-reduced."""
@@ -271,40 +263,17 @@ class Experiment:
         loss, acc = evaluate(self.net, loader, self.speed.autocast_dtype)  # nan, nan for no examples: weight 0
         return tuple(self.dist.mean_over_ranks((loss, acc), loader.num_examples))
 
-    def _write_summary(self) -> None:
-        if self.dist.is_main:
-            write_summary(self.run_dir / "summary.json", self.summary)
+    # ----------------------------------------------------------------------------------- recording
+    def record_epoch(self, record: EpochRecord) -> None:
+        self.outputs.epoch(record, first_step=self.state.global_step)
+        self.state.global_step += len(record.lrs)
+        row = record.row()
+        self.state.epochs.append(row)
+        self._call("on_epoch_end", record.round, record.epoch, row)
 
-    def search_round(self, round_idx: int, candidates: list[float]) -> RoundResult:
-        """The oracle: train each ``max_lr`` candidate from the same post-prune state, keep the best by
-        validation accuracy (ties: the smaller max_lr) and carry it on. See ``scyc.oracle``."""
-        from scyc.oracle import search_round
-
-        return search_round(self, round_idx, candidates)
-
-    def _record_epoch(self, r, epoch, sparsity, max_lr, res, val_loss, val_acc, test_loss, test_acc, secs) -> None:
-        first = self.global_step
-        self.lr_csv.stream([
-            {"round": r, "epoch": epoch, "step": first + i, "lr": lr} for i, lr in enumerate(res.lrs)
-        ])  # fmt: skip
-        self.global_step += len(res.lrs)
-        row = {
-            "round": r, "epoch": epoch, "sparsity": sparsity, "max_lr": max_lr,
-            "lr_last": res.lrs[-1] if res.lrs else math.nan, "train_loss": res.loss, "train_acc": res.accuracy,
-            "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc, "seconds": secs,
-        }  # fmt: skip
-        self.epochs_csv.append(row)
-        self._call("on_epoch_end", r, epoch, row)
-        every = max(1, int(self.cfg.wandb.log_every_steps))
-        for i in range(0, len(res.lrs), every):
-            self.wandb.log({"global_step": first + i, "step/lr": res.lrs[i]})
-        self.wandb.log({"global_step": self.global_step, **{f"epoch/{k}": v for k, v in row.items()}})
-
-    def _record_round(self, result: RoundResult) -> None:
-        self.results.append(result)
-        row = asdict(result)
-        self.results_csv.append(row)
-        self.wandb.log({"round/index": result.round, **{f"round/{k}": v for k, v in row.items() if k != "round"}})
+    def record_round(self, result: RoundResult) -> None:
+        self.state.results.append(result)
+        self.outputs.round(result, asdict(result))
         self._call("on_round_end", result)
         log.info(
             "round %d/%d | sparsity %.4f | max_lr %.5f | train loss %.4f | val acc %.4f | test acc %.4f | %.1f s/epoch",
@@ -312,57 +281,71 @@ class Experiment:
             result.val_acc, result.test_acc, result.epoch_seconds,
         )  # fmt: skip
 
-    # ----------------------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        self._no_bar = None if self.cfg.progress and self.dist.is_main else True
-        self._open_outputs()
-        start = time.perf_counter()
-        self.stop.install()
-        try:
-            self._call("on_run_start")
-            first_round, first_epoch = checkpoint.restore(self, self._resume[0]) if self._resume else (0, 0)
-            bar = tqdm(range(first_round, self.rounds), desc="rounds", disable=self._no_bar)
-            for r in bar:
-                mid_round = r == first_round and first_epoch > 0  # resumed inside round r: pruned already
-                if r > 0 and not mid_round:
-                    self.prune()
-                if not mid_round:
-                    self._call("on_round_start", r)
-                candidates = self.schedule.candidates(r, [x.sparsity for x in self.results] + [self.masks.sparsity()])
-                if len(candidates) == 1:
-                    result = self.train_round(r, candidates[0])
-                else:
-                    result = self.search_round(r, candidates)
-                self._record_round(result)
-                checkpoint.save_state(self, "round", (r + 1, 0))
-                self.stop.raise_if_requested(f"after round {r}")
-                bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
-        except BaseException as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            self.summary.update(
-                status=status, reason=f"{type(exc).__name__}: {exc}", rounds_completed=len(self.results)
-            )
-            self.summary.update(guards.failure_fields(self, exc))
-            self._write_summary()
-            self.wandb.finish(exit_code=1)
-            raise
-        finally:
-            self.stop.uninstall()
-        last = self.results[-1]
-        self.summary.update(
-            status="complete",
-            rounds_completed=len(self.results),
-            final_sparsity=last.sparsity,
-            final_val_acc=last.val_acc,
-            final_test_acc=last.test_acc,
-            seconds=time.perf_counter() - start,
-            wandb_dir=str(self.run_dir / "wandb") if self.wandb.run is not None else None,
-        )
-        self._call("on_run_end", self.summary)
-        self.wandb.summary({k: v for k, v in self.summary.items() if k.startswith("final_")})
-        self.wandb.finish()
-        self._write_summary()
-        return self.summary
+    # --------------------------------------------------------------------------- outputs, checkpoints
+    def _open_outputs(self) -> None:
+        cfg = self.cfg
+        summary = {
+            "status": "running", "run_dir": str(self.run_dir), "schedule": self.schedule.name,
+            "pruner": cfg.pruner.name, "model": cfg.model.name, "dataset": cfg.dataset.name, "seed": int(cfg.seed),
+            "rounds": self.rounds, "device": str(self.device), "world_size": self.dist.world_size,
+            "prunable_weights": self.masks.total, "parameters": sum(p.numel() for p in self.model.parameters()),
+            **provenance(),
+        }  # fmt: skip
+        wandb_id = self.outputs.start(summary, self.resume)  # on resume: tables back to the checkpoint
+        if self.resume is not None:
+            self.checkpointer.adopt(*self.resume)
+        self.outputs.write_summary()
+        # tags, and the sweep's name as group in a multirun
+        self.outputs.open_wandb(wandb_settings(cfg), cfg.raw, run_id=wandb_id)
+
+    def save_checkpoint(self, kind: str, position: tuple[int, int], progress: RoundProgress | None = None) -> None:
+        """Checkpoint the run at ``position`` = (round, epochs of it done) and note it in summary.json (a
+        heartbeat for running runs). In a data-parallel run only rank 0 writes (every rank holds the same state)."""
+        if not self.outputs.is_main:
+            return
+        path = self.checkpointer.save(checkpoint.payload(
+            kind, position, config=self.cfg.raw, state=self.state.state_dict(),
+            round=progress.state_dict() if progress is not None else None,
+            callbacks=[cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
+            wandb_id=self.outputs.summary.get("wandb_id"), threads=torch.get_num_threads(), saved_at=time.time(),
+            torch_version=str(torch.__version__),
+        ))  # fmt: skip
+        self.outputs.write_summary(
+            checkpoint={"path": str(path), "round": position[0], "epochs_done": position[1],
+                        "step": self.state.global_step},
+            rounds_completed=len(self.state.results),
+            updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )  # fmt: skip
+
+    def _restore(self) -> tuple[int, int]:
+        """Put the run (built afresh from the same config) into the checkpointed state; returns the position
+        (round, epochs of it done) to continue from."""
+        ckpt, _ = self.resume
+        for cb, cb_state in zip(self.callbacks, ckpt["callbacks"]):
+            if cb_state is not None and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(cb_state)
+        if self.cfg.deterministic and ckpt.get("threads") and torch.get_num_threads() != ckpt["threads"]:
+            log.info("deterministic=true: using %d CPU threads as the checkpointed process did", ckpt["threads"])
+            torch.set_num_threads(int(ckpt["threads"]))
+        self.state.load_state_dict(ckpt["state"])
+        position = checkpoint.position(ckpt)
+        if ckpt["kind"] == "epoch" and position[1] > 0:
+            self._resume_round = {"position": position, "state": ckpt["round"]}
+        return position
+
+    def _finish(self, seconds: float) -> dict[str, Any]:
+        last = self.state.results[-1]
+        wandb = self.outputs.wandb
+        self.outputs.summary.update(
+            status="complete", rounds_completed=len(self.state.results), final_sparsity=last.sparsity,
+            final_val_acc=last.val_acc, final_test_acc=last.test_acc, seconds=seconds,
+            wandb_dir=str(self.run_dir / "wandb") if wandb.run is not None else None,
+        )  # fmt: skip
+        self._call("on_run_end", self.outputs.summary)
+        wandb.summary({k: v for k, v in self.outputs.summary.items() if k.startswith("final_")})
+        wandb.finish()
+        self.outputs.write_summary()
+        return self.outputs.summary
 
 
 def main(cfg: DictConfig) -> float:
@@ -376,24 +359,25 @@ def main(cfg: DictConfig) -> float:
             # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
             env = stack.enter_context(distributed.session(cfg.device))
             run_dir = distributed.shared_run_dir(run_dir, env)
-            validate(cfg)
-            experiment = Experiment(cfg, run_dir, resume=checkpoint.prepare_run_dir_all_ranks(cfg, run_dir, env))
-        except checkpoint.RunComplete as done:
+            config = load(cfg)
+            validate(config)  # the one validation pass; the constructors below check their own parameters
+            experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
+        except rundir.RunComplete as done:
             if env.is_main:
                 print(done, file=sys.stderr)
             return float(done.summary.get("final_val_acc", math.nan))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the other runs
-                summary = run_dir / "summary.json"
-                if distributed.is_main() and not summary.exists():  # never clobber an existing run's summary
-                    write_summary(summary, {"status": "failed", "reason": f"ConfigError: {exc}"})
+                summary = RunOutputs(run_dir, is_main=distributed.is_main())
+                if summary.is_main and not (run_dir / "summary.json").exists():  # never clobber a run's summary
+                    summary.write_summary(status="failed", reason=f"ConfigError: {exc}")
                 raise
             sys.exit(2)
         try:
             return float(experiment.run()["final_val_acc"])
         except guards.RunInterrupted as exc:
-            print(f"interrupted: {exc}; resume with: {checkpoint.resume_command(run_dir)}", file=sys.stderr)
+            print(f"interrupted: {exc}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
             sys.exit(exc.exit_code)
         except guards.NonFiniteLoss as exc:
             print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)

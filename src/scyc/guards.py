@@ -25,7 +25,7 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -33,7 +33,7 @@ import torch
 from scyc.registry import ConfigError
 
 if TYPE_CHECKING:
-    from scyc.experiment import Experiment
+    from scyc.schedules import Schedule
     from scyc.training import EpochResult
 
 log = logging.getLogger("scyc")
@@ -118,14 +118,12 @@ class _UntilStop:
             yield batch
 
 
-def check_finite(exp: Experiment, res: EpochResult, val_loss: float, round_idx: int, epoch: int) -> None:
+def check_finite(res: EpochResult, val_loss: float, round_idx: int, epoch: int, first_step: int) -> int:
     """Raise ``NonFiniteLoss`` naming the first bad step if this epoch's training or validation loss blew up
-    (call before the epoch is recorded: ``exp.global_step`` is the epoch's first step)."""
-    first_step = exp.global_step
+    (``first_step``: the global step of the epoch's first step); else return the number of skipped batches."""
     steps = len(res.lrs)
     skipped = getattr(res, "skipped", 0)
     if skipped:
-        exp.summary["nonfinite_skipped"] = exp.summary.get("nonfinite_skipped", 0) + skipped
         log.warning("round %d epoch %d: skipped %d of %d batches with a non-finite loss", round_idx, epoch,
                     skipped, steps)  # fmt: skip
     if steps and skipped >= steps:
@@ -133,7 +131,7 @@ def check_finite(exp: Experiment, res: EpochResult, val_loss: float, round_idx: 
             dict(what="loss in every step", round=round_idx, epoch=epoch, step=first_step, lr=res.lrs[0], loss="nan")
         )
     if math.isfinite(res.loss) and math.isfinite(val_loss):
-        return
+        return skipped
     what, idx, loss = "validation loss", steps - 1, val_loss
     if not math.isfinite(res.loss) and getattr(res, "step_losses", None):
         finite = torch.isfinite(torch.stack(res.step_losses)).cpu()
@@ -146,17 +144,13 @@ def check_finite(exp: Experiment, res: EpochResult, val_loss: float, round_idx: 
     raise NonFiniteLoss(dict(what=what, round=round_idx, epoch=epoch, step=first_step + idx, lr=lr, loss=str(loss)))
 
 
-def failure_fields(exp: Experiment, exc: BaseException) -> dict[str, Any]:
+def failure_fields(exc: BaseException) -> dict[str, Any]:
     """What summary.json records about a run that stopped early, besides status and reason."""
-    from scyc.checkpoint import resume_command
-
     out: dict[str, Any] = {}
     if isinstance(exc, NonFiniteLoss):
         out["nonfinite"] = exc.details
     if isinstance(exc, RunInterrupted):
         out["signal"] = exc.signal_name
-    if exp.checkpointer.candidates():
-        out["resume_command"] = resume_command(exp.run_dir)
     return out
 
 
@@ -176,28 +170,26 @@ def configure_determinism(enabled: bool, device: torch.device) -> None:
     torch.backends.cudnn.deterministic = True
 
 
-def preflight_schedule(exp: Experiment) -> None:
-    """Build every round's LR scheduler up front, at the sparsity the round is expected to have, so an
-    impossible schedule (e.g. ``schedule.base_lr`` above a round's ``max_lr``) is refused at start-up
-    instead of after hours of training. Sparsities are predicted with global exact rounding."""
-    rate = float(exp.cfg.pruner.rate)
-    steps_per_epoch = len(exp.data.loader("train", exp.cfg.train.batch_size, train=True))
-    total_steps = int(exp.cfg.train.epochs) * steps_per_epoch
+def preflight_schedule(
+    schedule: Schedule,
+    candidates: Callable[[int], list[float]],
+    sparsities: list[float],
+    total_steps: int,
+    steps_per_epoch: int,
+) -> None:
+    """Build every round's LR scheduler up front, at the sparsity the round is expected to have
+    (``sparsities``; ``candidates(r)`` gives round ``r``'s max_lr values), so an impossible schedule (e.g.
+    ``schedule.base_lr`` above a round's ``max_lr``) is refused at start-up, not after hours of training."""
     param = torch.nn.Parameter(torch.zeros(1))
-    alive, total, sparsities = exp.masks.total, exp.masks.total, []
-    for r in range(exp.rounds):
-        if r > 0:
-            alive -= round(rate * alive)
-        sparsity = (total - alive) / total
-        sparsities.append(sparsity)
-        for max_lr in exp.schedule.candidates(r, sparsities):
+    for r, sparsity in enumerate(sparsities):
+        for max_lr in candidates(r):
             optimizer = torch.optim.SGD([param], lr=max_lr)
             try:
-                exp.schedule.build_round(optimizer, max_lr, total_steps, steps_per_epoch)
+                schedule.build_round(optimizer, max_lr, total_steps, steps_per_epoch)
             except ConfigError:
                 raise
             except (ValueError, TypeError, ZeroDivisionError) as exc:
                 raise ConfigError(
-                    f"schedule '{exp.schedule.name}' cannot be built for round {r} "
+                    f"schedule '{schedule.name}' cannot be built for round {r} "
                     f"(sparsity {sparsity:.4f}, max_lr {max_lr:.6g}): {exc}"
                 ) from exc

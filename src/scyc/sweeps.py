@@ -6,6 +6,7 @@ Kept free of heavy imports: Hydra instantiates the callback in every job as well
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -30,7 +31,7 @@ def sweep_group(sweep_dir: str | Path) -> str:
     return re.sub(r"[^A-Za-z0-9._=,+-]+", "_", name)[:128]
 
 
-def run_tags(cfg: DictConfig) -> list[str]:
+def run_tags(cfg: Any) -> list[str]:
     """``schedule:<name>``, ``pruner:<name>``, ``model:<name>``, ``dataset:<name>``, ``seed:<n>`` (W&B caps tags
     at 64 characters)."""
     tags = [
@@ -43,10 +44,11 @@ def run_tags(cfg: DictConfig) -> list[str]:
     return [t[:64] for t in tags]
 
 
-def wandb_settings(cfg: DictConfig) -> dict[str, Any]:
+def wandb_settings(cfg: Any) -> dict[str, Any]:
     """``cfg.wandb`` as a dict, with the run's tags appended and, in a multirun whose ``wandb.group`` is null,
     ``group`` = the sweep's name, so all runs of one sweep land in one W&B group."""
-    settings = OmegaConf.to_container(cfg.wandb, resolve=True)
+    wandb = cfg.wandb  # a typed config (scyc.config.load) or a DictConfig
+    settings = dataclasses.asdict(wandb) if dataclasses.is_dataclass(wandb) else OmegaConf.to_container(wandb)
     tags = list(settings.get("tags") or [])
     settings["tags"] = tags + [t for t in run_tags(cfg) if t not in tags]
     hc = _hydra_config()

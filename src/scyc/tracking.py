@@ -1,26 +1,44 @@
-"""What a run writes: CSV tables, summary.json, checkpoints, and the W&B run (offline by default)."""
+"""What a run writes: CSV tables, summary.json and the W&B run (offline by default), behind one object.
+
+``RunOutputs`` is the run's one writer, with one rule for data-parallel runs: rank 0 writes files and
+logs to W&B; the other ranks keep the same rows in memory and write nothing. Callbacks open their own
+tables through ``RunOutputs.table`` and so follow the same rule.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
+import platform
+import socket
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scyc.utils import atomic_write_json, atomic_write_text
+import torch
+
+from scyc import __version__
+from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
+from scyc.utils import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
+LR_COLUMNS = ["round", "epoch", "step", "lr"]
+
+
 class CsvTable:
     """A CSV file with a fixed header. ``append`` rewrites the file atomically (small tables: results);
-    ``stream`` appends in place (large tables such as the per-step LR trace)."""
+    ``stream`` appends in place (large tables such as the per-step LR trace). ``write=False`` (ranks
+    other than 0) keeps the rows in memory only."""
 
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
-        self.path, self.columns = Path(path), list(columns)
+    def __init__(self, path: Path, columns: Sequence[str], write: bool = True) -> None:
+        self.path, self.columns, self.write = Path(path), list(columns), write
         self.rows: list[dict[str, Any]] = []
 
     def _render(self, rows: Sequence[Mapping[str, Any]], header: bool) -> str:
@@ -33,13 +51,16 @@ class CsvTable:
 
     def append(self, row: Mapping[str, Any]) -> None:
         self.rows.append(dict(row))
-        atomic_write_text(self.path, self._render(self.rows, header=True))
+        if self.write:
+            atomic_write(self.path, self._render(self.rows, header=True))
 
     def reset(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Replace the table's rows (e.g. with a checkpoint's on resume); no rows removes the file."""
         self.rows = [dict(r) for r in rows]
+        if not self.write:
+            return
         if self.rows:
-            atomic_write_text(self.path, self._render(self.rows, header=True))
+            atomic_write(self.path, self._render(self.rows, header=True))
         else:
             self.path.unlink(missing_ok=True)
 
@@ -52,6 +73,8 @@ class CsvTable:
         self.reset(rows)
 
     def stream(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not self.write:
+            return
         new = not self.path.exists()
         with open(self.path, "a") as fh:
             fh.write(self._render(rows, header=new))
@@ -66,11 +89,7 @@ class WandbRun:
         self, cfg: Mapping[str, Any], run_dir: Path, config: dict[str, Any], name: str, run_id: str | None = None
     ) -> None:
         self.run = None
-        self.mode = cfg["mode"]
-        if self.mode not in ("offline", "online", "disabled"):
-            from scyc.registry import ConfigError
-
-            raise ConfigError(f"wandb.mode={self.mode} is not allowed; use offline, online or disabled")
+        self.mode = cfg["mode"]  # offline | online | disabled (checked by scyc.config.validate)
         if self.mode == "disabled":
             return
         import wandb
@@ -128,5 +147,101 @@ class WandbRun:
             self.run = None
 
 
-def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
-    atomic_write_json(path, dict(summary))
+def truncate_rows(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` data lines of a streamed CSV (drops a torn last line)."""
+    if not path.exists():
+        if rows:
+            log.warning("%s is missing; the per-step trace restarts at step %d", path, rows)
+        return
+    with open(path) as fh:
+        lines = fh.readlines()
+    keep = lines[: 1 + rows]
+    if keep and not keep[-1].endswith("\n"):
+        keep.pop()
+    if len(keep) < 1 + rows:
+        log.warning("%s holds %d of the checkpoint's %d steps", path, max(0, len(keep) - 1), rows)
+    if len(keep) != len(lines):
+        atomic_write(path, "".join(keep))
+
+
+class RunOutputs:
+    """results.csv, epochs.csv, lr_trace.csv, summary.json and W&B of one run (rank 0 writes)."""
+
+    def __init__(self, run_dir: Path, is_main: bool = True) -> None:
+        self.run_dir, self.is_main = Path(run_dir), is_main
+        if is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.results = self.table("results.csv", RESULT_COLUMNS)
+        self.epochs = self.table("epochs.csv", EPOCH_COLUMNS)
+        self.lr = self.table("lr_trace.csv", LR_COLUMNS)
+        self.summary: dict[str, Any] = {}
+        self.wandb = WandbRun({"mode": "disabled"}, self.run_dir, {}, name="")
+        self.log_every_steps = 50
+
+    def table(self, name: str, columns: Sequence[str]) -> CsvTable:
+        return CsvTable(self.run_dir / name, columns, write=self.is_main)
+
+    def write_summary(self, **updates: Any) -> None:
+        self.summary.update(updates)
+        if self.is_main:
+            atomic_write_json(self.run_dir / "summary.json", self.summary)
+
+    def start(self, summary: dict[str, Any], resume: tuple[dict[str, Any], Path] | None) -> str | None:
+        """At run start: the summary with provenance; the tables emptied (a fresh run: whatever a run killed
+        before its first checkpoint left) or cut back to the checkpoint's rows (resume). Returns the W&B
+        run id to continue (None for a new W&B run)."""
+        self.summary = dict(summary, pid=os.getpid(), host=socket.gethostname(),
+                            started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
+        if not self.is_main:
+            return None
+        if resume is None:
+            self.results.reset([])
+            self.epochs.reset([])
+            self.lr.path.unlink(missing_ok=True)
+            return None
+        ckpt, path = resume
+        self.results.reset(ckpt["state"]["results"])
+        self.epochs.reset(ckpt["state"]["epochs"])
+        truncate_rows(self.lr.path, int(ckpt["state"]["global_step"]))
+        try:
+            previous = json.loads((self.run_dir / "summary.json").read_text())
+        except (OSError, ValueError):
+            previous = {}
+        pos = ckpt["position"]
+        self.summary["resumes"] = list(previous.get("resumes") or []) + [
+            {"checkpoint": path.name, "round": pos["round"], "epochs_done": pos["epoch"],
+             "step": int(ckpt["state"]["global_step"]), "at": self.summary["started_at"],
+             "previous_status": previous.get("status")}
+        ]  # fmt: skip
+        return ckpt.get("wandb_id")
+
+    def open_wandb(self, settings: dict[str, Any], config: dict[str, Any], run_id: str | None) -> None:
+        settings = settings if self.is_main else {**settings, "mode": "disabled"}
+        self.log_every_steps = max(1, int(settings.get("log_every_steps", 50)))
+        self.wandb = WandbRun(settings, self.run_dir, config, name=self.run_dir.name, run_id=run_id)
+        self.summary["wandb_id"] = self.wandb.run.id if self.wandb.run is not None else None
+
+    def epoch(self, record: EpochRecord, first_step: int) -> None:
+        """One epoch: its steps to lr_trace.csv, its row to epochs.csv, both to W&B."""
+        lrs = record.lrs
+        self.lr.stream([
+            {"round": record.round, "epoch": record.epoch, "step": first_step + i, "lr": lr}
+            for i, lr in enumerate(lrs)
+        ])  # fmt: skip
+        row = record.row()
+        self.epochs.append(row)
+        for i in range(0, len(lrs), self.log_every_steps):
+            self.wandb.log({"global_step": first_step + i, "step/lr": lrs[i]})
+        self.wandb.log({"global_step": first_step + len(lrs), **{f"epoch/{k}": v for k, v in row.items()}})
+
+    def round(self, result: RoundResult, row: dict[str, Any]) -> None:
+        self.results.append(row)
+        self.wandb.log({"round/index": result.round, **{f"round/{k}": v for k, v in row.items() if k != "round"}})
+
+
+def provenance() -> dict[str, Any]:
+    """Versions and the command line, for summary.json."""
+    return {
+        "versions": {"scyc": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "command": " ".join(sys.argv),
+    }

@@ -29,7 +29,7 @@ from scyc.rundirs import SURVIVING, RunDir
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from scyc.experiment import Experiment
+    from scyc.callbacks import RunView
 
 log = logging.getLogger(__name__)
 
@@ -236,13 +236,13 @@ class RunFiguresCallback(Callback):
     ``scripts/analyze_gradients.py RUN_DIR`` redraws the figures from the saved files.
     """
 
-    def on_run_end(self, exp: Experiment, summary: dict[str, Any]) -> None:
-        if not exp.dist.is_main:  # data-parallel runs: rank 0 draws
+    def on_run_end(self, run: RunView, summary: dict[str, Any]) -> None:
+        if not run.outputs.is_main:  # data-parallel runs: rank 0 draws
             return
         try:
-            paths = make_figures([exp.run_dir], exp.run_dir / "figures")
+            paths = make_figures([run.run_dir], run.run_dir / "figures")
         except Exception:
-            log.exception("drawing the run's figures failed; redraw with scripts/analyze_gradients.py %s", exp.run_dir)
+            log.exception("drawing the run's figures failed; redraw with scripts/analyze_gradients.py %s", run.run_dir)
             return
-        exp.wandb.log_images({f"figures/{name}": p for name, p in paths.items()})
+        run.outputs.wandb.log_images({f"figures/{name}": p for name, p in paths.items()})
         log.info("figures: %s", ", ".join(str(p) for p in paths.values()))

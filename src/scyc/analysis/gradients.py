@@ -55,8 +55,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,16 +65,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scyc.callbacks import Callback
+from scyc.callbacks import Callback, RunView
 from scyc.data.loader import TensorLoader, augment_batch
-from scyc.distributed import NullTable
 from scyc.pruning.masks import MaskSet
 from scyc.registry import ConfigError
-from scyc.tracking import CsvTable
+from scyc.utils import atomic_write
 
 if TYPE_CHECKING:
     from scyc.data import DataSplits
-    from scyc.experiment import Experiment, RoundResult
+    from scyc.state import RoundResult
 
 log = logging.getLogger(__name__)
 
@@ -417,16 +414,7 @@ def write_hist_npz(path: Path, measurements: Sequence[tuple[int, str, Measuremen
         "edges": last.edges,
         "normalize": np.array(bool(normalize)),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -460,22 +448,23 @@ class GradientAnalysis(Callback):
         self.cfg = dict(cfg)
         self.measurements: list[tuple[int, str, Measurement]] = []
 
-    def on_run_start(self, exp: Experiment) -> None:
-        batches = fixed_batches(exp.data, int(exp.cfg.train.batch_size), int(self.cfg["grad_batches"]), exp.cfg.seed)
+    def on_run_start(self, run: RunView) -> None:
+        batches = fixed_batches(run.data, int(run.cfg.train.batch_size), int(self.cfg["grad_batches"]), run.cfg.seed)
         self.probe = GradientProbe(
-            exp.masks,
+            run.masks,
             batches,
             bins=int(self.cfg["hist_bins"]),
             hist_range=self.cfg.get("hist_range"),
             normalize=bool(self.cfg["normalize"]),
             populations=POPULATIONS,
         )
-        self.table = (CsvTable if exp.dist.is_main else NullTable)(exp.run_dir / "grad_stats.csv", STAT_COLUMNS)
-        exp.wandb.define_metric("grad/*", step_metric="round/index")
-        exp.wandb.define_metric("grad_hist/*", step_metric="round/index")
+        self.table = run.outputs.table("grad_stats.csv", STAT_COLUMNS)
+        self.outputs = run.outputs
+        run.outputs.wandb.define_metric("grad/*", step_metric="round/index")
+        run.outputs.wandb.define_metric("grad_hist/*", step_metric="round/index")
 
-    def on_round_start(self, exp: Experiment, round_idx: int) -> None:
-        self.measure(exp, round_idx, "start")
+    def on_round_start(self, run: RunView, round_idx: int) -> None:
+        self.measure(run, round_idx, "start")
 
     # A resumed run continues with the same fixed bins and the earlier measurements (checkpointed).
     def state_dict(self) -> dict[str, Any]:
@@ -488,7 +477,7 @@ class GradientAnalysis(Callback):
             ],
         }  # fmt: skip
 
-    def load_state_dict(self, state: dict[str, Any], exp: Experiment | None = None) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         edges = state["edges"]
         if edges is not None and len(edges) == len(self.probe.masks.names) + 1:  # a run begun before the populations
             self.probe.populations = POPULATIONS[:1]
@@ -499,19 +488,19 @@ class GradientAnalysis(Callback):
             for d in state["measurements"]
         ]  # fmt: skip
         self.table.reset([row for r, w, m in self.measurements for row in m.rows(r, w)])
-        if self.measurements:
+        if self.measurements and self.outputs.is_main:
             write_hist_npz(self.table.path.parent / "grad_hist.npz", self.measurements, self.probe.normalize)
 
-    def on_round_end(self, exp: Experiment, result: RoundResult) -> None:
-        self.measure(exp, result.round, "end")
+    def on_round_end(self, run: RunView, result: RoundResult) -> None:
+        self.measure(run, result.round, "end")
 
-    def measure(self, exp: Experiment, round_idx: int, when: str) -> Measurement:
-        m = self.probe.measure(exp.model)  # every rank measures (identical models, the same fixed batches)
+    def measure(self, run: RunView, round_idx: int, when: str) -> Measurement:
+        m = self.probe.measure(run.model)  # every rank measures (identical models, the same fixed batches)
         self.measurements.append((round_idx, when, m))
-        if not exp.dist.is_main:  # data-parallel runs: rank 0 writes and logs
+        if not run.outputs.is_main:  # data-parallel runs: rank 0 writes and logs
             return m
         self.table.stream(m.rows(round_idx, when))
-        write_hist_npz(exp.run_dir / "grad_hist.npz", self.measurements, self.probe.normalize)
+        write_hist_npz(run.run_dir / "grad_hist.npz", self.measurements, self.probe.normalize)
         scalars = {"round/index": round_idx}
         hists = {}
         for i, (layer, pop) in enumerate(zip(m.layers, m.population)):
@@ -519,7 +508,7 @@ class GradientAnalysis(Callback):
             for k in STAT_NAMES:
                 scalars[f"grad/{when}/{name}/{k}"] = m.stats[k][i]
             hists[f"grad_hist/{when}/{name}"] = (m.counts[i, 1:-1], m.edges[i, 1:-1])
-        exp.wandb.log_histograms(scalars, hists)
+        run.outputs.wandb.log_histograms(scalars, hists)
         g = m.layers.index(GLOBAL)
         others = " | ".join(f"{p} std {m.stats['std'][i]:.3e}" for i, p in enumerate(m.population) if
                             m.layers[i] == GLOBAL and p != POPULATIONS[0])  # fmt: skip

@@ -5,23 +5,17 @@ layer per round, written at the start of the round, i.e. the sparsity the round 
 dense by ``pruner.exclude`` are not prunable and not listed).
 
 ``RewindSnapshot`` (only when ``pruner.reset=rewind_epoch``) stores the model's state dict in
-``exp.snapshots["rewind"]`` after ``pruner.rewind_epoch`` epochs of round 0: ``0`` is the initialisation,
+``run.snapshots["rewind"]`` after ``pruner.rewind_epoch`` epochs of round 0: ``0`` is the initialisation,
 ``e`` in ``1..train.epochs`` the weights at the end of epoch ``e`` (counting from 1) of the dense round.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from omegaconf import DictConfig
-
-from scyc.callbacks import Callback
+from scyc.callbacks import Callback, RunView
 from scyc.registry import ConfigError
-from scyc.tracking import CsvTable
-
-if TYPE_CHECKING:
-    from scyc.experiment import Experiment
 
 LAYER_COLUMNS = ["round", "layer", "numel", "sparsity"]
 
@@ -29,18 +23,17 @@ LAYER_COLUMNS = ["round", "layer", "numel", "sparsity"]
 class LayerSparsity(Callback):
     """Rows of rounds at or after the current one are replaced, so a resumed run never lists a round twice."""
 
-    def on_run_start(self, exp: Experiment) -> None:
-        self.table = CsvTable(exp.run_dir / "layer_sparsity.csv", LAYER_COLUMNS)
+    def on_run_start(self, run: RunView) -> None:
+        self.table = run.outputs.table("layer_sparsity.csv", LAYER_COLUMNS)
 
-    def on_round_start(self, exp: Experiment, round_idx: int) -> None:
-        masks = exp.masks
+    def on_round_start(self, run: RunView, round_idx: int) -> None:
+        masks = run.masks
         rows = [
             {"round": round_idx, "layer": name, "numel": n, "sparsity": (n - a) / n}
             for name, n, a in zip(masks.names, masks.numels, masks.alive_counts())
         ]
-        if exp.dist.is_main:  # data-parallel runs: rank 0 writes
-            self.table.keep_rounds_before(round_idx)
-            self.table.stream(rows)
+        self.table.keep_rounds_before(round_idx)
+        self.table.stream(rows)
 
 
 class RewindSnapshot(Callback):
@@ -52,18 +45,18 @@ class RewindSnapshot(Callback):
             )
         self.rewind_epoch = rewind_epoch
 
-    def on_run_start(self, exp: Experiment) -> None:
+    def on_run_start(self, run: RunView) -> None:
         if self.rewind_epoch == 0:
-            exp.snapshots["rewind"] = exp.snapshots["init"]
+            run.snapshots["rewind"] = run.snapshots["init"]
 
-    def on_epoch_end(self, exp: Experiment, round_idx: int, epoch: int, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, run: RunView, round_idx: int, epoch: int, row: dict[str, Any]) -> None:
         if round_idx == 0 and epoch + 1 == self.rewind_epoch:
-            exp.snapshots["rewind"] = copy.deepcopy(exp.model.state_dict())
+            run.snapshots["rewind"] = copy.deepcopy(run.model.state_dict())
 
 
-def pruning_callbacks(cfg: DictConfig) -> list[Callback]:
+def pruning_callbacks(reset: str, rewind_epoch: Any, epochs: int) -> list[Callback]:
     """The pruning callbacks a run needs: always ``LayerSparsity``; ``RewindSnapshot`` for rewind_epoch."""
     callbacks: list[Callback] = [LayerSparsity()]
-    if cfg.pruner.get("reset", "finetune") == "rewind_epoch":
-        callbacks.append(RewindSnapshot(cfg.pruner.get("rewind_epoch"), int(cfg.train.epochs)))
+    if reset == "rewind_epoch":
+        callbacks.append(RewindSnapshot(rewind_epoch, epochs))
     return callbacks

@@ -124,6 +124,22 @@ def apportion(k: int, sizes: Sequence[int], caps: Sequence[int]) -> list[int]:
     return alloc
 
 
+def removed_count(rate: float, alive: int) -> int:
+    """How many weights a pruning step removes: ``round(rate * alive)`` (Python's ``round``)."""
+    return round(rate * alive)
+
+
+def predicted_sparsities(total: int, rate: float, rounds: int) -> list[float]:
+    """The sparsity of the network each round trains (round 0 dense), as the pruners reach it exactly
+    (a ``min_remaining`` floor that binds moves the removed weights, not their number)."""
+    alive, out = total, []
+    for r in range(rounds):
+        if r > 0:
+            alive -= removed_count(rate, alive)
+        out.append((total - alive) / total)
+    return out
+
+
 class Pruner(ABC):
     """Base of all pruners. Subclasses set ``scope`` and implement ``scores``; the selection is here."""
 
@@ -158,7 +174,7 @@ class Pruner(ABC):
             raise ValueError(f"{type(self).__name__}.scores gave {len(scores)} tensors for {len(masks)} layers")
         alive_counts = masks.alive_counts()
         alive = sum(alive_counts)
-        k = round(self.rate * alive)
+        k = removed_count(self.rate, alive)
         floors = self.floors(masks, alive_counts)
         caps = [a - f for a, f in zip(alive_counts, floors)]
         if k > sum(caps):

@@ -69,9 +69,6 @@ class MaskSet:
         """Zero every pruned weight: one foreach multiply over all masked parameters."""
         torch._foreach_mul_(self.params, self.masks)
 
-    def bool_masks(self) -> list[torch.Tensor]:
-        return [m.bool() for m in self.masks]
-
     @torch.no_grad()
     def set_(self, new_masks: Sequence[torch.Tensor]) -> None:
         """Install new masks (bool or 0/1); never revives a weight that is already pruned."""

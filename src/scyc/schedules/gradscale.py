@@ -5,10 +5,10 @@ S-curve encodes that change with three hand-tuned knobs. This policy follows the
 start of every round, after pruning and reset, the gradient measurement (``scyc.analysis.gradients``, the
 ``start`` row of ``grad_stats.csv``) gives a spread ``sigma_r`` of the chosen population's gradients; then
 
-    max_lr_r = max_lr_dense * clip((sigma_0 / sigma_r) ** gamma, min_factor, max_factor)
+    max_lr_r = max_lr_dense * clip((sigma_0 / sigma_r) ** exponent, min_factor, max_factor)
 
-where ``sigma_0`` is round 0's (the dense network's). ``gamma = 1`` keeps the typical step ``lr * |g|``
-constant as the gradients narrow; ``gamma = 0`` is a constant LR. The spread is ``statistic`` (``std``,
+where ``sigma_0`` is round 0's (the dense network's). ``exponent = 1`` (gamma in the issue's notation) keeps the typical step ``lr * |g|``
+constant as the gradients narrow; ``exponent = 0`` is a constant LR. The spread is ``statistic`` (``std``,
 ``abs_mean`` = mean |g|, or ``iqr`` = p75 - p25) of ``population`` (``surviving``: unpruned weights only;
 ``all_zeroed``: all weights with pruned ones at 0; ``all_raw``: all weights' raw gradients).
 
@@ -40,30 +40,30 @@ def spread(stats: Mapping[str, float], statistic: str) -> float:
     return float(stats["p75"]) - float(stats["p25"]) if statistic == "iqr" else float(stats[statistic])
 
 
-def scale_factor(sigma_ref: float, sigma_now: float, gamma: float, min_factor: float, max_factor: float) -> float:
-    """``clip((sigma_ref / sigma_now) ** gamma, min_factor, max_factor)``; a zero or non-finite ratio clips."""
+def scale_factor(sigma_ref: float, sigma_now: float, exponent: float, min_factor: float, max_factor: float) -> float:
+    """``clip((sigma_ref / sigma_now) ** exponent, min_factor, max_factor)``; a zero or non-finite ratio clips."""
     ratio = sigma_ref / sigma_now if sigma_now > 0 else math.inf
-    factor = ratio**gamma if math.isfinite(ratio) and ratio > 0 else (max_factor if ratio > 0 else min_factor)
+    factor = ratio**exponent if math.isfinite(ratio) and ratio > 0 else (max_factor if ratio > 0 else min_factor)
     return min(max(factor, min_factor), max_factor)
 
 
 @POLICIES.register("gradscale")
 class GradScalePolicy(MaxLRPolicy):
-    """``max_lr = max_lr_dense * clip((sigma_0 / sigma_r) ** gamma, min_factor, max_factor)`` (module doc)."""
+    """``max_lr = max_lr_dense * clip((sigma_0 / sigma_r) ** exponent, min_factor, max_factor)`` (module doc)."""
 
     needs_gradients = True
 
     def __init__(
         self,
         max_lr_dense: float,
-        gamma: float = 1.0,
+        exponent: float = 1.0,
         min_factor: float = 0.5,
         max_factor: float = 4.0,
         population: str = "surviving",
         statistic: str = "std",
     ) -> None:
         _non_negative("max_lr_dense", max_lr_dense)
-        for key, value in (("gamma", gamma), ("min_factor", min_factor), ("max_factor", max_factor)):
+        for key, value in (("exponent", exponent), ("min_factor", min_factor), ("max_factor", max_factor)):
             _non_negative(key, value)
         if not 0 < min_factor <= 1 <= max_factor:
             raise ConfigError(
@@ -76,7 +76,7 @@ class GradScalePolicy(MaxLRPolicy):
             )
         if statistic not in STATISTICS:
             raise ConfigError(f"schedule.statistic={statistic} is not allowed; choose one of {', '.join(STATISTICS)}")
-        self.dense, self.gamma = float(max_lr_dense), float(gamma)
+        self.dense, self.exponent = float(max_lr_dense), float(exponent)
         self.min_factor, self.max_factor = float(min_factor), float(max_factor)
         self.population, self.statistic = population, statistic
         self.sigmas: dict[int, float] = {}  # round -> measured spread at the round's start
@@ -91,7 +91,7 @@ class GradScalePolicy(MaxLRPolicy):
                 f"schedule=gradscale needs round {round_idx}'s gradient measurement (and round 0's); keep "
                 "analysis.grad_every_round=true"
             )
-        factor = scale_factor(self.sigmas[0], self.sigmas[round_idx], self.gamma, self.min_factor, self.max_factor)
+        factor = scale_factor(self.sigmas[0], self.sigmas[round_idx], self.exponent, self.min_factor, self.max_factor)
         return self.dense * factor
 
     def lowest(self) -> float:

@@ -56,10 +56,11 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     for key in RESERVED:
         if key not in cfg:
             raise ConfigError(f"schedule.{key} is missing")
-    lag = cfg.pop("lag_rounds", 0)
+    lag = cfg.pop("lag_rounds", None)
+    lag = 0 if lag is None else lag
     if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
         raise ConfigError(f"schedule.lag_rounds={lag} is not allowed: it must be an integer >= 0")
-    params = {k: v for k, v in cfg.items() if k not in RESERVED}
+    params = {k: v for k, v in cfg.items() if k not in RESERVED and v is not None}  # null: unset
     policy_cls = POLICIES.get(cfg["policy"])
     shape_cls = SHAPES.get(cfg["shape"])
     policy_params, shape_params = _split(policy_cls, params), _split(shape_cls, params)
@@ -67,8 +68,8 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     if unused:
         raise ConfigError(
             f"schedule: key(s) {', '.join(unused)} are used by neither policy '{cfg['policy']}' nor "
-            f"shape '{cfg['shape']}' (drop them from the command line with "
-            f"{' '.join('~schedule.' + k for k in unused)})"
+            f"shape '{cfg['shape']}' (unset them from the command line with "
+            f"{' '.join(f'schedule.{k}=null' for k in unused)})"
         )
     try:
         policy = policy_cls(**policy_params)

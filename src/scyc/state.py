@@ -1,0 +1,115 @@
+"""The run's state: what a checkpoint holds and the oracle rewinds to, in one object.
+
+``RunState`` owns the model, the masks, the snapshots the resets need (``init``, ``rewind``), the
+data/augmentation generator (and with it every global RNG), the global step and the rows recorded so
+far. The round in progress (optimiser, LR scheduler, best-validation tracking) and the callbacks own
+their own ``state_dict``s; ``scyc.checkpoint`` only writes and reads the files.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from scyc.pruning.masks import MaskSet
+from scyc.registry import ConfigError
+from scyc.utils import rng_state, set_rng_state
+
+log = logging.getLogger("scyc")
+
+
+@dataclass
+class RoundResult:
+    """One row of ``results.csv``: the round's network, its ``max_lr``, the last epoch's metrics and the
+    epoch of the best validation accuracy."""
+
+    round: int
+    sparsity: float
+    alive: int
+    max_lr: float
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    test_loss: float
+    test_acc: float
+    best_val_acc: float
+    best_val_epoch: int
+    test_acc_at_best_val: float
+    epoch_seconds: float
+    round_seconds: float
+
+
+@dataclass
+class EpochRecord:
+    """One row of ``epochs.csv`` plus the epoch's per-step LRs (``lr_trace.csv``)."""
+
+    round: int
+    epoch: int
+    sparsity: float
+    max_lr: float
+    lr_last: float
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+    lrs: list[float] = field(default_factory=list, repr=False)
+
+    def row(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "lrs"}
+
+
+RESULT_COLUMNS = [f.name for f in fields(RoundResult)]
+EPOCH_COLUMNS = [f.name for f in fields(EpochRecord) if f.name != "lrs"]
+
+
+@dataclass
+class RunState:
+    model: nn.Module
+    masks: MaskSet
+    generator: torch.Generator
+    snapshots: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    global_step: int = 0
+    results: list[RoundResult] = field(default_factory=list)
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # the rows of epochs.csv so far
+
+    def state_dict(self) -> dict[str, Any]:
+        """References to the live tensors (``torch.save`` them, or ``clone`` for an in-memory copy)."""
+        return {
+            "model": self.model.state_dict(),
+            "masks": self.masks.state_dict(),
+            "snapshots": self.snapshots,
+            "rng": rng_state(self.generator),
+            "global_step": int(self.global_step),
+            "results": [asdict(r) for r in self.results],
+            "epochs": [dict(r) for r in self.epochs],
+        }
+
+    def clone(self) -> dict[str, Any]:
+        """An in-memory copy of ``state_dict`` that later training does not change (the oracle's start)."""
+        state = self.state_dict()
+        state["model"] = {k: v.detach().clone() for k, v in state["model"].items()}
+        state["masks"] = {k: v.clone() for k, v in state["masks"].items()}
+        state["snapshots"] = dict(state["snapshots"])  # snapshots are replaced, never changed in place
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.masks.load_state_dict(state["masks"])
+        except (RuntimeError, KeyError) as exc:
+            raise ConfigError(f"the checkpoint does not fit this model: {str(exc).splitlines()[0]}") from exc
+        device = self.masks.masks[0].device
+        self.snapshots.clear()  # in place: callbacks hold this dict
+        self.snapshots.update({k: {n: t.to(device) for n, t in sd.items()} for k, sd in state["snapshots"].items()})
+        self.global_step = int(state["global_step"])
+        self.results = [RoundResult(**row) for row in state["results"]]
+        self.epochs = [dict(r) for r in state["epochs"]]
+        set_rng_state(state["rng"], self.generator)
