@@ -11,8 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_train
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scyc.schedules import build_schedule
+from scyc.schedules.gradscale import scale_factor
 from scyc.schedules.policies import s_curve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,3 +94,46 @@ def test_optuna_sweep_searches_the_scyc_knobs_and_the_figure_script_reads_it(tmp
     assert trials["beta"].nunique() == 2  # the sweeper varied the knobs
     assert best["best_value"] == pytest.approx(trials["val_acc"].max())
     assert (tmp_path / "sens.png").exists() and (tmp_path / "sens.csv").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# gradscale: max_lr read from the measured gradient spread
+GRADSCALE = ("schedule=gradscale", "pruner.rounds=4", "train.epochs=1", "dataset.train_subset=3000",
+             "dataset.val_size=500", "deterministic=true", "schedule.population=all_zeroed")  # fmt: skip
+
+
+@given(st.floats(1e-6, 1.0), st.floats(1e-6, 1.0), st.floats(0.0, 3.0), st.floats(0.05, 1.0), st.floats(1.0, 10.0))
+def test_gradscale_factor_is_the_clipped_power_of_the_spread_ratio(ref, now, exponent, lo, hi):
+    factor = scale_factor(ref, now, exponent, lo, hi)
+    assert lo <= factor <= hi
+    assert factor == pytest.approx(min(max((ref / now) ** exponent, lo), hi))
+
+
+def test_gradscale_max_lr_follows_its_own_grad_stats_and_resumes_identically(tmp_path):
+    from test_reliability import assert_same_outputs, popen_train, wait_for
+
+    reference = tmp_path / "reference"
+    run_train(reference, *GRADSCALE)
+    cfg = yaml.safe_load((reference / ".hydra" / "config.yaml").read_text())["schedule"]
+    stats = pd.read_csv(reference / "grad_stats.csv")
+    start = stats[(stats["when"] == "start") & (stats["layer"] == "global") & (stats["population"] == "all_zeroed")]
+    sigma = start.set_index("round")["std"]
+    results = pd.read_csv(reference / "results.csv").set_index("round")
+    for r, max_lr in results["max_lr"].items():
+        factor = min(max((sigma[0] / sigma[r]) ** cfg["exponent"], cfg["min_factor"]), cfg["max_factor"])
+        assert max_lr == pytest.approx(cfg["max_lr_dense"] * factor, rel=1e-12)
+    assert results["max_lr"].nunique() > 1  # the measurement moved it
+
+    killed = tmp_path / "killed"
+    proc = popen_train(killed, *GRADSCALE)
+    wait_for(proc, lambda: (killed / "checkpoints" / "round_02.pt").exists())
+    proc.kill()
+    proc.wait(timeout=60)
+    run_train(killed, *GRADSCALE, "resume=true")
+    assert_same_outputs(reference, killed)
+
+
+def test_gradscale_without_the_measurement_is_refused_at_start_up(tmp_path):
+    proc = run_train(tmp_path / "run", "schedule=gradscale", "analysis.grad_every_round=false", check=False)
+    assert proc.returncode == 2 and "analysis.grad_every_round=true" in proc.stderr
+    assert not (tmp_path / "run" / "results.csv").exists()

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from scyc import checkpoint, distributed, guards, rundir
-from scyc.analysis import analysis_callbacks
+from scyc.analysis import GradientAnalysis, analysis_callbacks
 from scyc.callbacks import Callback
 from scyc.config import Config, load, validate
 from scyc.data import DataSplits, build_data
@@ -121,11 +121,16 @@ class Experiment:
         self.stop = guards.StopRequest()  # SIGINT/SIGTERM -> stop at the last checkpoint (scyc.guards)
         self.resume = resume  # (checkpoint, path) to continue from, see scyc.rundir
         self._resume_round: dict[str, Any] | None = None  # the epoch checkpoint's round in progress
+        self.gradients = next((cb for cb in self.callbacks if isinstance(cb, GradientAnalysis)), None)
+        bounds = getattr(self.schedule.policy, "bounds", None)  # a policy read from measurements (gradscale)
+        if bounds is not None and self.gradients is None:
+            raise ConfigError(f"schedule={self.schedule.name} reads max_lr from the gradient measurement: it needs "
+                              "analysis.grad_every_round=true")  # fmt: skip
         predicted = predicted_sparsities(masks.total, cfg.pruner.rate, self.rounds)
         steps_per_epoch = len(self.data.loader("train", cfg.train.batch_size, train=True))
         guards.preflight_schedule(
-            self.schedule, lambda r: self.schedule.candidates(r, predicted[: r + 1]), predicted,
-            cfg.train.epochs * steps_per_epoch, steps_per_epoch,
+            self.schedule, (lambda r: list(bounds())) if bounds else lambda r: self.schedule.candidates(r, predicted[: r + 1]),
+            predicted, cfg.train.epochs * steps_per_epoch, steps_per_epoch,
         )  # fmt: skip
 
     # The read-only view callbacks get (scyc.callbacks.RunView).
@@ -154,6 +159,9 @@ class Experiment:
                     if r > 0:
                         self.prune()
                     self._call("on_round_start", r)  # measure the network about to be trained
+                    if hasattr(self.schedule.policy, "observe"):  # gradscale: max_lr from that measurement
+                        self.schedule.policy.observe(r, self.gradients.latest_start.global_stats(
+                            self.schedule.policy.population))  # fmt: skip
                 sparsities = [x.sparsity for x in self.state.results] + [self.masks.sparsity()]
                 candidates = self.schedule.candidates(r, sparsities)  # this round's max_lr (or grid)
                 if len(candidates) == 1:
@@ -307,7 +315,7 @@ class Experiment:
             kind, position, config=self.cfg.raw, state=self.state.state_dict(),
             round=progress.state_dict() if progress is not None else None,
             callbacks=[cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
-            wandb_id=self.outputs.summary.get("wandb_id"), threads=torch.get_num_threads(), saved_at=time.time(),
+            schedule=self.schedule.state_dict(), wandb_id=self.outputs.summary.get("wandb_id"), threads=torch.get_num_threads(), saved_at=time.time(),
             torch_version=str(torch.__version__),
         ))  # fmt: skip
         self.outputs.write_summary(
@@ -328,6 +336,7 @@ class Experiment:
             log.info("deterministic=true: using %d CPU threads as the checkpointed process did", ckpt["threads"])
             torch.set_num_threads(int(ckpt["threads"]))
         self.state.load_state_dict(ckpt["state"])
+        self.schedule.load_state_dict(ckpt.get("schedule") or {})
         position = checkpoint.position(ckpt)
         if ckpt["kind"] == "epoch" and position[1] > 0:
             self._resume_round = {"position": position, "state": ckpt["round"]}

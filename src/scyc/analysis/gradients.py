@@ -213,6 +213,11 @@ class Measurement:
     def __post_init__(self) -> None:
         self.population = self.population or [POPULATIONS[0]] * len(self.layers)
 
+    def global_stats(self, population: str) -> dict[str, float]:
+        """The ``global`` row of ``population``: statistic name -> value."""
+        i = next(i for i, (n, p) in enumerate(zip(self.layers, self.population)) if n == GLOBAL and p == population)
+        return {k: float(v[i]) for k, v in self.stats.items()}
+
     def rows(self, round_idx: int, when: str) -> list[dict[str, Any]]:
         return [
             {"round": round_idx, "when": when, "population": self.population[i], "layer": name,
@@ -464,7 +469,7 @@ class GradientAnalysis(Callback):
         run.outputs.wandb.define_metric("grad_hist/*", step_metric="round/index")
 
     def on_round_start(self, run: RunView, round_idx: int) -> None:
-        self.measure(run, round_idx, "start")
+        self.latest_start = self.measure(run, round_idx, "start")  # what a policy read from gradients uses
 
     # A resumed run continues with the same fixed bins and the earlier measurements (checkpointed).
     def state_dict(self) -> dict[str, Any]:

@@ -36,6 +36,14 @@ class Schedule:
         network, for every round up to this one (the lag is applied here, and only here)."""
         return self.policy.candidates(round_idx, sparsities[max(0, round_idx - self.lag_rounds)])
 
+    def state_dict(self) -> dict[str, Any]:
+        """A policy's measurements so far (``gradscale``); empty for the policies that have none."""
+        return self.policy.state_dict() if hasattr(self.policy, "state_dict") else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if hasattr(self.policy, "load_state_dict"):
+            self.policy.load_state_dict(state)
+
     def max_lr(self, round_idx: int, sparsity: float) -> float:
         """The policy's ``max_lr`` at the given sparsity (no lag)."""
         return self.policy.max_lr(round_idx, sparsity)
