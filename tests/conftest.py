@@ -37,3 +37,16 @@ def train(tmp_path):
         return run_dir, proc
 
     return _run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Issue 16's specification (tests/test_trust_*.py) is written ahead of the code: a test of a behaviour not
+    built yet (``trust_helpers.NOT_BUILT``) is an expected failure, strict (once it passes, its name must leave
+    the list), and runs with the slow tests so that CI's time goes to what is built."""
+    from trust_helpers import NOT_BUILT
+
+    for item in items:
+        if item.name in NOT_BUILT or getattr(item, "originalname", None) in NOT_BUILT:
+            item.add_marker(pytest.mark.xfail(strict=True, reason="issue 16: not built yet"))
+            item.add_marker(pytest.mark.slow)

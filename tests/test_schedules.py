@@ -226,6 +226,8 @@ def test_every_option_composes_and_builds(option):
     sched = schedule_of(f"schedule={option}")
     # scyc_<preset> is S-Cyc with a paper preset's bounds: it keeps the name, so tables find their S-Cyc row
     assert sched.name == ("scyc" if option.startswith("scyc_") else option)
+    if hasattr(sched.policy, "observe"):  # gradscale: a max_lr exists once the round's gradients are measured
+        sched.policy.observe(0, {"std": 1e-3, "abs_mean": 1e-3, "p25": -1e-3, "p75": 1e-3})
     assert len(sched.candidates(0, [0.0])) >= 1
 
 

@@ -88,7 +88,7 @@ class GradScalePolicy(MaxLRPolicy):
     def max_lr(self, round_idx: int, sparsity: float) -> float:
         if 0 not in self.sigmas or round_idx not in self.sigmas:
             raise ConfigError(
-                f"schedule=gradscale needs round {round_idx}'s gradient measurement (and round 0's); keep "
+                f"schedule=gradscale needs the gradient measurement of round {round_idx} and of round 0; keep "
                 "analysis.grad_every_round=true"
             )
         factor = scale_factor(self.sigmas[0], self.sigmas[round_idx], self.exponent, self.min_factor, self.max_factor)
