@@ -104,7 +104,7 @@ SKIPPED = {  # README command (prefix) -> why it is not run here; reviewable lis
     "make run": "sets up a venv and trains the full default experiment (minutes); `python train.py` runs instead",
     "make test": "runs this suite",
     "make reproduce-table": "an 18-run sweep (about 9 minutes); the multirun line covers the sweep machinery",
-    "scripts/download_tiny_imagenet.sh": "needs the internet",
+    "python scripts/fetch_data.py imagenet200": "downloads Tiny-ImageNet-200 (needs the internet)",
     "python train.py +experiment=paper_": "paper preset: CIFAR-10/Tiny-ImageNet data and a GPU (test_presets.py)",
     "python train.py schedule=scyc model=resnet50 dataset=imagenet200": "needs Tiny-ImageNet-200 (item 11 tests it)",
     "python train.py model=timm model.name=resnet18 dataset=cifar10": "needs CIFAR-10 (not available offline)",
