@@ -163,7 +163,6 @@ NOT_BUILT = {
     "test_item10_readme_composition_example_runs",
     "test_item11_resnet50_imagenet200_gets_the_paper_settings_or_says_it_does_not",
     "test_item11_readme_shows_the_paper_preset",
-    "test_item11_no_config_points_outside_the_repository",
     "test_item12_readme_describes_train_log_truthfully",
     "test_item14_one_info_line_per_round_and_gradient_lines_below_info",
     "test_item14_run_ends_by_saying_where_its_results_are",
