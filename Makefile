@@ -22,13 +22,14 @@ TUNE_ARGS  ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 RESULTS    := docs/results/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help reproduce-table table device-check tune
+.PHONY: setup data run test test-all lint format clean help reproduce-table table device-check tune docs
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
 	@echo "make test         set up, fetch data, run the fast test suite (what CI runs)"
 	@echo "make test-all     the whole suite, slow tests included"
 	@echo "make lint         ruff"
+	@echo "make docs         redraw docs/figures/schedules.png and its data from conf/"
 	@echo "make reproduce-table   the paper's table at default scale: $(SCHEDULES) x seeds $(SEEDS) on Fashion-MNIST"
 	@echo "                  (EXPERIMENT=paper_resnet20_cifar10 for a preset; SCHEDULES=, SEEDS=, LAUNCHER=, ARGS=)"
 	@echo "make table SWEEP=dir   (re)write table.md/.csv/.tex and the figure of any sweep dir"
@@ -84,6 +85,11 @@ table: setup
 # Resumable: finished tuning runs (outputs/tuning/$(SETTING)/) are skipped, unfinished ones resumed.
 tune: setup data
 	$(PY) scripts/tune.py $(SETTING) $(TUNE_ARGS)
+
+# The README's schedule figure and its data (docs/figures/schedules.csv, which tests/test_trust_readme.py checks against conf/)
+docs: setup data
+	$(PY) scripts/plot_schedules.py schedule=scyc,cyclic,lr_rewind,warmup,sgdr,one_cycle,constant,silo,oracle \
+		--out docs/figures/schedules.png --dpi 80
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -10,7 +10,9 @@ its schedule is built with ``build_schedule`` and stepped exactly as the round l
 being trained at the nominal sparsity 1 - (1 - pruner.rate) ** r. Steps per epoch come from the data
 set (its training split after ``dataset.val_size`` / ``dataset.train_subset``, over ``train.batch_size``,
 last partial batch dropped, as in training) unless ``--steps-per-epoch`` is given. The oracle's grid
-values are drawn as faint lines (the value a run picks is known only after training).
+values are drawn as faint lines (the value a run picks is known only after training). The figure's data,
+the highest LR drawn in each round of each option, goes to a CSV beside it (``schedules.csv``): a test
+recomputes it from conf/, so the committed figure cannot go stale unnoticed (``make docs`` redraws both).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     spe = args.steps_per_epoch or steps_per_epoch(first)
 
     fig, axes = plt.subplots(len(cfgs), 1, figsize=(9, 1.45 * len(cfgs) + 0.6), sharex=True, squeeze=False)
+    drawn = []  # the figure's data: the highest LR drawn in each round of each option (<out>.csv)
     for ax, (name, cfg) in zip(axes[:, 0], cfgs.items()):
         try:
             sched = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> Path | None:
         except ConfigError as exc:
             sys.exit(f"error: schedule={name}: {exc}")
         grid = df["candidate"].nunique() > 1
+        drawn.append(
+            df.groupby("round", as_index=False)["lr"].max().rename(columns={"lr": "max_lr"}).assign(schedule=name)
+        )
         for _, g in df.groupby("candidate"):
             ax.plot(g["step"], g["lr"], lw=0.9, color="C0", alpha=0.35 if grid else 1.0)
         for r in range(1, rounds):
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=args.dpi)
+    pd.concat(drawn)[["schedule", "round", "max_lr"]].to_csv(out.with_suffix(".csv"), index=False)
     print(out)
     return out
 

@@ -159,7 +159,6 @@ NOT_BUILT = {
     "test_item7_read_only_run_dir_one_line",
     "test_item7_no_space_left_says_so_and_keeps_earlier_checkpoints",
     "test_item8_failed_cifar10_download_message",
-    "test_item9_schedules_figure_data_matches_the_configs_now",
     "test_item10_readme_composition_example_runs",
     "test_item11_resnet50_imagenet200_gets_the_paper_settings_or_says_it_does_not",
     "test_item11_readme_shows_the_paper_preset",
