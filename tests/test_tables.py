@@ -214,8 +214,8 @@ def test_cli_rejects_missing_dir_and_empty_sweep(tmp_path, capsys):
         main([str(tmp_path / "nope")])
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 1
-    assert "no run dirs found" in capsys.readouterr().out
-    assert "No complete run to tabulate." in read_md(tmp_path / "empty" / "table.md")
+    assert "error: no run dirs found" in capsys.readouterr().err
+    assert not any((tmp_path / "empty").iterdir())  # an empty table would look like a result: nothing is written
 
 
 def test_repeated_seeds_are_flagged_and_not_paired(tmp_path):

@@ -171,8 +171,5 @@ NOT_BUILT = {
     "test_item17_offline_run_logs_tables_as_artifacts_and_sets_job_type",
     "test_item17_sweep_group_is_its_overrides_not_its_directory",
     "test_item18_common_n_goes_to_a_note_and_title_names_the_setting",
-    "test_item18_make_table_follows_symlinked_run_dirs",
-    "test_item18_make_table_fails_before_writing_an_empty_table",
-    "test_item18_figure_offers_a_log_scale_sparsity_axis",
     "test_item19_extending_a_finished_run_by_one_round",
 }

@@ -10,6 +10,7 @@ table file as None too); an unreadable one raises, so that each caller decides w
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -73,14 +74,15 @@ class RunDir:
 
 def find_run_dirs(sweep_dir: str | Path) -> list[Path]:
     """Every run under ``sweep_dir``: folders holding ``.hydra/``, ``summary.json`` or ``results.csv`` (a run
-    that failed before writing anything still has Hydra's ``.hydra/``). Hidden folders (``.submitit``) and
-    W&B folders are skipped; so is anything nested inside a run. Natural order (``run2`` before ``run10``)."""
+    that failed before writing anything still has Hydra's ``.hydra/``), symlinked run folders followed. Hidden
+    folders (``.submitit``) and W&B folders are skipped; so is anything nested inside a run. Natural order
+    (``run2`` before ``run10``)."""
     sweep_dir = Path(sweep_dir)
-    found: set[Path] = set()
-    for pattern in ("summary.json", "results.csv", ".hydra/overrides.yaml", ".hydra/config.yaml"):
-        for p in sweep_dir.rglob(pattern):
-            run = p.parent.parent if p.parent.name == ".hydra" else p.parent
-            if not any(part.startswith(".") or part == "wandb" for part in run.relative_to(sweep_dir).parts):
-                found.add(run)
-    runs = sorted(found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
-    return [r for r in runs if not any(other != r and other in r.parents for other in runs)]
+    found: list[Path] = []
+    for root, dirs, files in os.walk(sweep_dir, followlinks=True):
+        if ".hydra" in dirs or {"summary.json", "results.csv"} & set(files):
+            found.append(Path(root))
+            dirs.clear()  # nothing nested inside a run is a run
+        else:
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "wandb"]
+    return sorted(found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,19 +464,24 @@ def preload() -> None:
     import tabulate  # noqa: F401  (DataFrame.to_markdown)
 
 
-def plot(table: Table, path: Path) -> None:
+def plot(table: Table, path: Path, log_remaining: bool = False) -> None:
     preload()
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in table.rows:
         sub = table.cells.xs(row, level=list(range(len(row)))).sort_index()
-        x = 100 * sub.index.to_numpy(dtype=float)
+        x = 1 - sub.index.to_numpy(dtype=float) if log_remaining else 100 * sub.index.to_numpy(dtype=float)
         mean = sub["mean"].to_numpy(dtype=float)
         std = sub["std"].fillna(0.0).to_numpy(dtype=float)
         (line,) = ax.plot(x, mean, marker="o", ms=3, label=table.label(row), ls="--" if row[0] == ORACLE else "-")
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("sparsity (% of prunable weights removed)")
+    if log_remaining:  # the high-sparsity end, crowded on a linear axis, spreads out
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("fraction of prunable weights remaining, 1 − s (log scale)")
+    else:
+        ax.set_xlabel("sparsity (% of prunable weights removed)")
     ax.set_ylabel("test accuracy (%)" + (" at best val epoch" if table.select == "best_val" else ""))
     ax.set_title(f"{table.sweep_dir.name}: mean ± std over seeds", fontsize=10)
     ax.grid(alpha=0.3)
@@ -495,6 +501,7 @@ def make_table(
     benchmarks: Sequence[str] | None = None,
     out_dir: str | Path | None = None,
     decimals: int = 2,
+    log_remaining: bool = False,
 ) -> Table:
     """Read every run under ``sweep_dir``, write the tables, figure and exclusion list, return the Table."""
     sweep_dir = Path(sweep_dir)
@@ -502,15 +509,17 @@ def make_table(
         raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist")
     if select not in SELECT:
         raise ValueError(f"select={select!r} is not allowed; use one of {sorted(SELECT)}")
+    runs = [load_run(p, select) for p in find_run_dirs(sweep_dir)]
+    if not runs:  # nothing is written for no runs: an empty table would look like a result
+        raise FileNotFoundError(f"no run dirs found under {sweep_dir}")
     out = Path(out_dir) if out_dir is not None else sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(p, select) for p in find_run_dirs(sweep_dir)]
     table = aggregate(runs, select=select, benchmarks=benchmarks, sweep_dir=sweep_dir)
     (out / "table.md").write_text(render_markdown(table, decimals))
     tidy_frame(table).to_csv(out / "table.csv", index=False)
     (out / "table.tex").write_text(render_latex(table, decimals))
     excluded_frame(table).to_csv(out / "excluded_runs.csv", index=False)
-    plot(table, out / "accuracy_vs_sparsity.png")
+    plot(table, out / "accuracy_vs_sparsity.png", log_remaining)
     return table
 
 
@@ -533,16 +542,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="write the outputs here instead of into SWEEP_DIR")
     parser.add_argument("--decimals", type=int, default=2, help="decimals of the accuracies shown (default 2)")
+    parser.add_argument(
+        "--log-remaining", action="store_true",
+        help="figure: x = the fraction remaining, 1 - s, on a log axis (the high-sparsity end spread out)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
     benchmarks = [b for b in args.benchmarks.split(",") if b] if args.benchmarks else None
-    table = make_table(args.sweep_dir, args.select, benchmarks, args.out, args.decimals)
+    try:
+        table = make_table(args.sweep_dir, args.select, benchmarks, args.out, args.decimals, args.log_remaining)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}; nothing written", file=sys.stderr)
+        return 1
     out = args.out or args.sweep_dir
     print(f"{len(table.included)} run(s) tabulated, {len(table.excluded)} excluded; wrote {out}/table.md")
     for r in table.excluded:
         print(f"  excluded {_rel(r.path, args.sweep_dir)}: {r.status} {r.reason}".rstrip())
-    if not table.runs:
-        print(f"error: no run dirs found under {args.sweep_dir}")
-        return 1
     return 0 if table.included else 1
