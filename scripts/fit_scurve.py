@@ -1,8 +1,8 @@
 """Fit S-Cyc's S-curve to the oracle's choices: does the best max_lr rise with sparsity, and along which curve?
 
-    python scripts/fit_scurve.py outputs/sweeps/<oracle sweep>                  # -> conf/schedule/scyc_fit.yaml
-    python scripts/fit_scurve.py <dir> [<dir> ...] --name scyc_fit --figure docs/figures/scurve_fit.png
-    python train.py schedule=scyc_fit                                            # the fitted schedule runs
+    python scripts/fit_scurve.py outputs/sweeps/<oracle sweep>                  # -> conf/schedule/scurve_fit.yaml
+    python scripts/fit_scurve.py <dir> [<dir> ...] --name scurve_fit --figure docs/figures/scurve_fit.png
+    python train.py schedule=scurve_fit                                            # the fitted schedule runs
 
 Every run under the given folders that has an ``oracle.csv`` contributes the ``max_lr`` it chose in each
 round (by validation accuracy) at that round's sparsity. ``max_lr_low``, ``max_lr_high`` and ``beta`` of
@@ -109,7 +109,7 @@ def plot(df: pd.DataFrame, params: dict, preset: dict | None, path: Path, title:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="oracle sweep dirs or run dirs")
-    parser.add_argument("--name", default="scyc_fit", help="schedule name: writes conf/schedule/<name>.yaml")
+    parser.add_argument("--name", default="scurve_fit", help="schedule name: writes conf/schedule/<name>.yaml")
     parser.add_argument("--conf-dir", type=Path, default=ROOT / "conf" / "schedule")
     parser.add_argument("--figure", type=Path, default=None, help="default: <first dir>/scurve_fit.png")
     parser.add_argument("--preset", type=Path, default=ROOT / "conf" / "schedule" / "scyc.yaml")
