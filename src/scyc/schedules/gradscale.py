@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from scyc.registry import ConfigError
-from scyc.schedules.policies import POLICIES, MaxLRPolicy, _non_negative
+from scyc.schedules.policies import POLICIES, MaxLRPolicy
+from scyc.schedules.shapes import check_lr
 
 POPULATIONS = ("surviving", "all_zeroed", "all_raw")
 STATISTICS = ("std", "abs_mean", "iqr")
@@ -62,9 +63,9 @@ class GradScalePolicy(MaxLRPolicy):
         population: str = "surviving",
         statistic: str = "std",
     ) -> None:
-        _non_negative("max_lr_dense", max_lr_dense)
+        check_lr("max_lr_dense", max_lr_dense)
         for key, value in (("exponent", exponent), ("min_factor", min_factor), ("max_factor", max_factor)):
-            _non_negative(key, value)
+            check_lr(key, value)
         if not 0 < min_factor <= 1 <= max_factor:
             raise ConfigError(
                 f"schedule.min_factor={min_factor}, schedule.max_factor={max_factor} are not allowed: "

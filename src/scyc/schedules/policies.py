@@ -11,6 +11,7 @@ import math
 from abc import ABC, abstractmethod
 
 from scyc.registry import ConfigError, Registry
+from scyc.schedules.shapes import check_lr
 
 POLICIES: Registry[MaxLRPolicy] = Registry("schedule.policy")
 
@@ -29,11 +30,6 @@ def s_curve(sparsity: float, beta: float) -> float:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
-
-
-def _non_negative(key: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"schedule.{key}={value} is not allowed: learning rates must be finite and >= 0")
 
 
 class MaxLRPolicy(ABC):
@@ -65,7 +61,7 @@ class ConstantPolicy(MaxLRPolicy):
                 f"(got lr={lr}, max_lr={max_lr})"
             )
         key, value = ("lr", lr) if lr is not None else ("max_lr", max_lr)
-        _non_negative(key, value)
+        check_lr(key, value)
         self.lr = float(value)
 
     def max_lr(self, round_idx: int, sparsity: float) -> float:
@@ -80,8 +76,8 @@ class SCurvePolicy(MaxLRPolicy):
     """S-Cyc's envelope: max_lr = max_lr_low + (max_lr_high - max_lr_low) * S(sparsity; beta)."""
 
     def __init__(self, max_lr_low: float, max_lr_high: float, beta: float) -> None:
-        _non_negative("max_lr_low", max_lr_low)
-        _non_negative("max_lr_high", max_lr_high)
+        check_lr("max_lr_low", max_lr_low)
+        check_lr("max_lr_high", max_lr_high)
         if max_lr_low > max_lr_high:
             raise ConfigError(
                 f"schedule.max_lr_low={max_lr_low} > schedule.max_lr_high={max_lr_high}: "
