@@ -6,7 +6,8 @@
 
 A setting (conf/tuning/<setting>.yaml, or a path to such a file) gives the Hydra overrides of its runs, the
 tuning seeds (disjoint from the reporting seeds 0, 1, 2), K = the rounds scored, the benchmarks' peak-LR grid
-(lr_rewind: lr; warmup, cyclic, sgdr: max_lr) and as many (max_lr_low, max_lr_high) pairs for S-Cyc. Each grid
+(lr_rewind: lr; warmup, cyclic, sgdr: max_lr; gradscale: max_lr_dense) and as many (max_lr_low, max_lr_high) pairs
+for S-Cyc; the fitted S-curve (scurve_fit) gets its envelope scaled by the multiples S-Cyc's pairs are of its own. Each grid
 point is one Hydra multirun over the seeds, K rounds each, into <runs-dir>/<schedule>/<point>/seed<s>; finished
 runs are skipped and unfinished ones resumed (resume=true), so a second call continues an interrupted tuning
 and, once all is done, only rewrites the outputs, with the same choices. A point's score is the mean validation
@@ -30,14 +31,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-TABLE = ("scyc", "lr_rewind", "warmup", "cyclic", "sgdr")
-PEAK_KNOB = {"lr_rewind": "lr", "warmup": "max_lr", "cyclic": "max_lr", "sgdr": "max_lr"}
+TABLE = ("scyc", "lr_rewind", "warmup", "cyclic", "sgdr", "gradscale", "scurve_fit")
+PEAK_KNOB = {"lr_rewind": "lr", "warmup": "max_lr", "cyclic": "max_lr", "sgdr": "max_lr", "gradscale": "max_lr_dense"}
 FIXED = ["progress=false", "wandb.mode=disabled", "analysis.grad_every_round=false", "analysis.figures=false"]
+NEEDS = {"gradscale": ["analysis.grad_every_round=true"]}  # gradscale reads the gradient measurement
 
 
-def points(setting: dict, schedule: str) -> list[dict[str, float]]:
+def points(setting: dict, schedule: str, base: dict[str, dict]) -> list[dict[str, float]]:
+    """The schedule's grid: S-Cyc's pairs; the fitted S-curve's envelope scaled by the same multiples as S-Cyc's
+    pairs are of S-Cyc's own envelope; one peak-LR knob for the others (gradscale: max_lr_dense)."""
     if schedule == "scyc":
         return [{"max_lr_low": float(lo), "max_lr_high": float(hi)} for lo, hi in setting["scyc"]]
+    if schedule == "scurve_fit":
+        lo, hi = base[schedule]["max_lr_low"], base[schedule]["max_lr_high"]
+        factors = [float(pair[0]) / base["scyc"]["max_lr_low"] for pair in setting["scyc"]]
+        return [{"max_lr_low": float(f"{lo * f:.4g}"), "max_lr_high": float(f"{hi * f:.4g}")} for f in factors]
     return [{PEAK_KNOB[schedule]: float(v)} for v in setting["peaks"]]
 
 
@@ -97,19 +105,19 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         oracle = compose("config", overrides=[*overrides, f"schedule={setting.get('oracle', 'oracle')}"]).schedule
     base = {s: OmegaConf.to_container(c, resolve=True) for s, c in base.items()}
     for s in schedules:  # every grid point must build before anything runs
-        for p in points(setting, s):
+        for p in points(setting, s, base):
             build_schedule({**base[s], **p})
 
     results: dict[str, dict] = {}
     for s in schedules:
         rows = []
-        for p in points(setting, s):
+        for p in points(setting, s, base):
             point_dir = runs_dir / s / label(p)
             todo = [x for x in seeds if not complete(point_dir / f"seed{x}")]
             if todo:
                 cmd = [sys.executable, str(ROOT / "train.py"), "-m", *overrides, f"schedule={options[s]}",
                        *[f"schedule.{key}={v!r}" for key, v in p.items()], f"seed={','.join(map(str, todo))}",
-                       f"pruner.rounds={k}", "resume=true", *FIXED, f"hydra/launcher={setting.get('launcher', 'basic')}",
+                       f"pruner.rounds={k}", "resume=true", *FIXED, *NEEDS.get(s, []), f"hydra/launcher={setting.get('launcher', 'basic')}",
                        f"hydra.sweep.dir={point_dir}", "hydra.sweep.subdir=seed${seed}",
                        "hydra.callbacks.results_table.enabled=false"]  # fmt: skip
                 print(f"tune {name}: {s} {p} seeds {todo}", flush=True)
