@@ -8,11 +8,19 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP      := $(VENV)/.scyc-installed
 ARGS       ?=
 PYTEST_ARGS ?=
-# make reproduce-table: one sweep (schedules x seeds) into outputs/tables/$(TABLE), its table copied to docs/results/
+# make reproduce-table: one sweep (schedules x seeds) into outputs/tables/$(TABLE), its tables copied to docs/results/.
+# The schedules are the tuned ones (conf/schedule/tuned/$(TUNED)/, written by make tune SETTING=$(TUNED)) when they
+# exist, else the shipped options. Default: Fashion-MNIST, LeNet-300-100, 32 rounds (to 99.9 % sparsity, where
+# accuracy falls), S-Cyc, the four benchmarks, the oracle, and the two schedules of docs/beyond.md.
 EXPERIMENT ?=
-SCHEDULES  ?= $(if $(EXPERIMENT),scyc_$(patsubst paper_%,%,$(EXPERIMENT)),scyc),lr_rewind,warmup,cyclic,sgdr,oracle
+TUNED      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fmnist_lenet300)
+T          := $(if $(wildcard conf/schedule/tuned/$(TUNED)/scyc.yaml),tuned/$(TUNED)/,)
+SCYC_OPT   := $(if $(T),scyc,$(if $(EXPERIMENT),scyc_$(patsubst paper_%,%,$(EXPERIMENT)),scyc))
+SCHEDULES  ?= $(T)$(SCYC_OPT),$(T)lr_rewind,$(T)warmup,$(T)cyclic,$(T)sgdr,$(T)oracle$(if $(EXPERIMENT),,$(comma)$(T)gradscale$(comma)$(T)scurve_fit)
+ROUNDS     ?= $(if $(EXPERIMENT),,32)
 SEEDS      ?= 0,1,2
 TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
+comma      := ,
 # parallel: 2 local workers, 1 torch thread each; presets (GPU): basic, one run at a time
 LAUNCHER   ?= $(if $(EXPERIMENT),basic,parallel)
 TABLE_ARGS ?=
@@ -22,7 +30,7 @@ TUNE_ARGS  ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 RESULTS    := docs/results/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help reproduce-table table device-check tune docs
+.PHONY: setup data run test test-all lint format clean help reproduce-table reproduce-table-conv table device-check tune docs
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
@@ -30,7 +38,8 @@ help:
 	@echo "make test-all     the whole suite, slow tests included"
 	@echo "make lint         ruff"
 	@echo "make docs         redraw docs/figures/schedules.png and its data from conf/"
-	@echo "make reproduce-table   the paper's table at default scale: $(SCHEDULES) x seeds $(SEEDS) on Fashion-MNIST"
+	@echo "make reproduce-table   the paper's table, tuned, $(ROUNDS) rounds: $(SCHEDULES) x seeds $(SEEDS) on Fashion-MNIST"
+	@echo "make reproduce-table-conv   the same for LeNet-5 (conv net) on Fashion-MNIST, $(CONV_ROUNDS) rounds"
 	@echo "                  (EXPERIMENT=paper_resnet20_cifar10 for a preset; SCHEDULES=, SEEDS=, LAUNCHER=, ARGS=)"
 	@echo "make table SWEEP=dir   (re)write table.md/.csv/.tex and the figure of any sweep dir"
 	@echo "make device-check [DIR=outputs/device_check] [SMOKE=1]   every GPU measurement in <= 8 min (SMOKE=1: toy, CPU)"
@@ -64,14 +73,24 @@ test-all: setup data
 # An existing $(TABLE_DIR) is moved aside (never mixed with the new runs).
 reproduce-table: setup data
 	@if [ -e $(TABLE_DIR) ]; then old=$(TABLE_DIR).old-$$(date +%Y%m%d-%H%M%S); echo "moving the previous $(TABLE_DIR) to $$old"; mv $(TABLE_DIR) $$old; fi
-	@echo "sweep: schedule=$(SCHEDULES) seed=$(SEEDS) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(ARGS) -> $(TABLE_DIR)"
+	@echo "sweep: schedule=$(SCHEDULES) seed=$(SEEDS) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(if $(ROUNDS),pruner.rounds=$(ROUNDS)) $(ARGS) -> $(TABLE_DIR)"
 	@start=$$(date +%s); \
 	$(PY) train.py -m $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) schedule=$(SCHEDULES) seed=$(SEEDS) \
-		hydra/launcher=$(LAUNCHER) hydra.sweep.dir=$(TABLE_DIR) progress=false $(ARGS); status=$$?; \
+		$(if $(ROUNDS),pruner.rounds=$(ROUNDS)) deterministic=true hydra/launcher=$(LAUNCHER) \
+		hydra.sweep.dir=$(TABLE_DIR) progress=false $(ARGS); status=$$?; \
 	echo "sweep finished in $$(( $$(date +%s) - start )) s (exit $$status)"; \
-	$(PY) scripts/make_table.py $(TABLE_DIR) && mkdir -p docs/results && cp $(TABLE_DIR)/table.md $(RESULTS).md \
-		&& cp $(TABLE_DIR)/accuracy_vs_sparsity.png $(RESULTS).png && echo "table: $(TABLE_DIR)/table.md -> $(RESULTS).md, .png"; \
+	$(PY) scripts/make_table.py $(TABLE_DIR) --select best_val --log-remaining \
+		&& $(PY) scripts/make_table.py $(TABLE_DIR) --select end --log-remaining --out $(TABLE_DIR)/end \
+		&& mkdir -p docs/results && cp $(TABLE_DIR)/table.md $(RESULTS).md && cp $(TABLE_DIR)/table.csv $(RESULTS).csv \
+		&& cp $(TABLE_DIR)/accuracy_vs_sparsity.png $(RESULTS).png \
+		&& cp $(TABLE_DIR)/end/table.md $(RESULTS)_end.md && cp $(TABLE_DIR)/end/table.csv $(RESULTS)_end.csv && cp $(TABLE_DIR)/end/accuracy_vs_sparsity.png $(RESULTS)_end.png \
+		&& echo "tables: $(TABLE_DIR)/table.md (best_val) and end/table.md -> $(RESULTS).md, $(RESULTS)_end.md (.png)"; \
 	exit $$status
+
+# The conv-net table: LeNet-5 on Fashion-MNIST (tuned by make tune SETTING=fmnist_conv), as deep as accuracy falls.
+CONV_ROUNDS ?= 24
+reproduce-table-conv:
+	$(MAKE) reproduce-table TUNED=fmnist_conv TABLE=fashion_mnist_lenet5 ROUNDS=$(CONV_ROUNDS) ARGS="model=lenet5 $(ARGS)"
 
 # scripts/device_check.sh: CUDA tests, benchmarks, torchrun, packed sweep, paper preset -> $(DIR)/device_check.json
 DIR ?= outputs/device_check

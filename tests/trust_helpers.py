@@ -159,9 +159,6 @@ NOT_BUILT = {
     "test_item7_read_only_run_dir_one_line",
     "test_item7_no_space_left_says_so_and_keeps_earlier_checkpoints",
     "test_item8_failed_cifar10_download_message",
-    "test_item10_readme_composition_example_runs",
-    "test_item11_resnet50_imagenet200_gets_the_paper_settings_or_says_it_does_not",
-    "test_item11_readme_shows_the_paper_preset",
     "test_item14_one_info_line_per_round_and_gradient_lines_below_info",
     "test_item14_run_ends_by_saying_where_its_results_are",
     "test_item14_terminal_shows_every_log_line_intact_and_a_per_step_bar",
@@ -170,6 +167,5 @@ NOT_BUILT = {
     "test_item16_console_script_and_api_are_declared_and_documented",
     "test_item17_offline_run_logs_tables_as_artifacts_and_sets_job_type",
     "test_item17_sweep_group_is_its_overrides_not_its_directory",
-    "test_item18_common_n_goes_to_a_note_and_title_names_the_setting",
     "test_item19_extending_a_finished_run_by_one_round",
 }

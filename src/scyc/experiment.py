@@ -357,6 +357,19 @@ class Experiment:
         return self.outputs.summary
 
 
+PAPER_PRESETS = {("resnet20", "cifar10"): "paper_resnet20_cifar10", ("vgg19", "cifar10"): "paper_vgg19_cifar10",
+                 ("resnet50", "imagenet200"): "paper_resnet50_imagenet200"}  # fmt: skip
+
+
+def _note_paper_preset(choices: dict) -> None:
+    """A paper's model and data set chosen without its preset: say that the defaults (LeNet-tuned) apply."""
+    preset = PAPER_PRESETS.get((choices.get("model"), choices.get("dataset")))
+    if preset and not choices.get("experiment") and distributed.is_main():
+        print(f"note: model={choices['model']} dataset={choices['dataset']} runs with conf/config.yaml's defaults "
+              f"(schedule bounds, epochs, batch size), not the paper's; for those: +experiment={preset}",
+              file=sys.stderr)  # fmt: skip
+
+
 def main(cfg: DictConfig) -> float:
     """Entry point used by ``train.py``: returns the final validation accuracy (for Hydra sweepers)."""
     from hydra.core.hydra_config import HydraConfig
@@ -370,6 +383,7 @@ def main(cfg: DictConfig) -> float:
             run_dir = distributed.shared_run_dir(run_dir, env)
             config = load(cfg)
             validate(config)  # the one validation pass; the constructors below check their own parameters
+            _note_paper_preset(HydraConfig.get().runtime.choices)
             experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
         except rundir.RunComplete as done:
             if env.is_main:

@@ -57,6 +57,7 @@ LEVEL = 0.95
 IGNORED_KEYS = {"seed", "progress", "device", "data_dir", "schedule"}
 IGNORED_PREFIXES = ("hydra.", "hydra/", "wandb.")
 MARGIN_LABEL = "S-Cyc − best benchmark"
+WIDE_COLUMNS = 12  # more sparsity levels than this: table.md lists them down the page (one line each)
 OUTPUT_FILES = ("table.md", "table.csv", "table.tex", "accuracy_vs_sparsity.png", "excluded_runs.csv")
 
 
@@ -69,6 +70,7 @@ class Run:
     seed: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     results: pd.DataFrame | None = None
+    setting: str = ""  # model / data set / pruner (reset), for the title
 
     @property
     def complete(self) -> bool:
@@ -87,6 +89,17 @@ class Table:
     benchmarks: list[str]
     runs: list[Run]
     common: dict[str, str]
+
+    @property
+    def title(self) -> str:
+        """The setting(s) of the included runs: model / data set / pruner (reset)."""
+        return "; ".join(dict.fromkeys(r.setting for r in self.included if r.setting)) or str(self.sweep_dir.name)
+
+    @property
+    def common_n(self) -> int | None:
+        """The number of runs in every cell when all cells share it (then said once, in a note)."""
+        counts = set(self.cells["n"].astype(int)) if len(self.cells) else set()
+        return counts.pop() if len(counts) == 1 else None
 
     @property
     def included(self) -> list[Run]:
@@ -130,6 +143,9 @@ def _read(run: Run, files: RunDir, select: str) -> pd.DataFrame:
     except (OSError, yaml.YAMLError) as exc:
         raise _Unusable("unreadable", f".hydra: {type(exc).__name__}: {exc}") from exc
     run.schedule = (config.get("schedule") or {}).get("name") or run.overrides.get("schedule")
+    named = [(config.get(group) or {}).get("name") for group in ("model", "dataset", "pruner")]
+    reset = (config.get("pruner") or {}).get("reset")
+    run.setting = " / ".join(str(n) for n in named if n) + (f" (reset: {reset})" if reset and any(named) else "")
     seed = config.get("seed", run.overrides.get("seed"))
     run.seed = int(seed) if seed is not None else None
     try:
@@ -291,9 +307,9 @@ def _fmt_sparsity(s: float) -> str:
     return f"{100 * s:.2f}%"
 
 
-def _fmt_cell(cell: pd.Series, decimals: int) -> str:
+def _fmt_cell(cell: pd.Series, decimals: int, show_n: bool = True) -> str:
     std = "" if pd.isna(cell["std"]) else f" ± {cell['std']:.{decimals}f}"
-    return f"{cell['mean']:.{decimals}f}{std} (n={int(cell['n'])})"
+    return f"{cell['mean']:.{decimals}f}{std}" + (f" (n={int(cell['n'])})" if show_n else "")
 
 
 def _fmt_signed(x: float, decimals: int) -> str:
@@ -319,7 +335,7 @@ def display_frame(table: Table, decimals: int = 2, bold: tuple[str, str] = ("**"
                 cells.append("")
                 continue
             cell = table.cells.loc[key]
-            text = _fmt_cell(cell, decimals)
+            text = _fmt_cell(cell, decimals, show_n=table.common_n is None)
             cells.append(f"{bold[0]}{text}{bold[1]}" if cell["best"] else text)
         body[table.label(row)] = cells
     for group, per_col in table.margins.items():
@@ -396,10 +412,11 @@ def _md_table(frame: pd.DataFrame, index_name: str) -> str:
 
 
 def _notes(table: Table) -> list[str]:
+    n = f"n = {table.common_n} seeds in every cell" if table.common_n else "n = number of seeds"
+    lines = "Lines" if len(table.columns) > WIDE_COLUMNS else "Columns"
     notes = [
-        f"Cells: {SELECT_TEXT[table.select]}, mean ± sample std over seeds (n = number of seeds). "
-        "Columns: sparsity = fraction of prunable weights removed. "
-        "Best per column in bold (the oracle, a per-round grid search, is not eligible).",
+        f"Cells: {SELECT_TEXT[table.select]}, mean ± sample std over seeds ({n}). {lines}: sparsity = fraction of "
+        "prunable weights removed. Best per sparsity in bold (the oracle, a per-round grid search, is not eligible).",
     ]
     if table.margins:
         notes.append(
@@ -419,8 +436,10 @@ def _notes(table: Table) -> list[str]:
 
 
 def render_markdown(table: Table, decimals: int = 2) -> str:
-    parts = [f"# Results: {table.sweep_dir.name or table.sweep_dir}", ""]
-    if table.rows:
+    parts = [f"# Results: {table.title}", "", f"Sweep: `{_rel(table.sweep_dir, Path.cwd())}`.", ""]
+    if table.rows and len(table.columns) > WIDE_COLUMNS:  # deep sweeps: one line per sparsity, readable
+        parts += [_md_table(display_frame(table, decimals).T, "sparsity"), ""]
+    elif table.rows:
         parts += [_md_table(display_frame(table, decimals), "schedule"), ""]
     else:
         parts += ["No complete run to tabulate.", ""]
