@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     out = args.conf_dir / name
     out.mkdir(parents=True, exist_ok=True)
     for s, r in results.items():
-        (out / f"{s}.yaml").write_text(header + OmegaConf.to_yaml({**base[s], **r["values"]}))
+        chosen = {k: v for k, v in {**base[s], **r["values"]}.items() if v is not None}  # None: the schema's default
+        (out / f"{s}.yaml").write_text(header + OmegaConf.to_yaml(chosen))
     lines = [f"# LR tuning: {name}", "", f"`python scripts/tune.py {name}` (`make tune SETTING={name}`); setting "
              f"`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`: `{' '.join(overrides)}`, "
              f"first {k} rounds, tuning seeds {seeds}. Cells: mean {args.metric} over the rounds, mean ± std over "
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         a, b = max(lo / widen, floor), hi * widen
         grid = sorted({float(f"{a * (b / a) ** (i / (m - 1)):.4g}") for i in range(m)})
         oracle_cfg = {**OmegaConf.to_container(oracle, resolve=True), "grid": grid, "base_lr": floor}
+        oracle_cfg = {k: v for k, v in oracle_cfg.items() if v is not None}
         build_schedule(oracle_cfg)
         (out / "oracle.yaml").write_text(header + OmegaConf.to_yaml(oracle_cfg))
         lines += ["", f"oracle: grid {grid} (the tuned S-Cyc envelope {lo:g}-{hi:g} widened x{widen:g} each way), "
