@@ -143,7 +143,6 @@ def bash_blocks(text: str) -> list[str]:
 # Tests of issue-16 behaviours that are not built yet (see conftest.pytest_collection_modifyitems), by function name
 # or, for one case of a parametrised test, by its full name: remove a name when its behaviour lands.
 NOT_BUILT = {
-    "test_item1_wandb_online_without_network_marks_the_run_failed",
     "test_item2_second_run_refused_by_the_lock_leaves_hydra_untouched",
     "test_item2_refused_resume_with_a_changed_rate_leaves_the_run_dir_as_found",
     "test_item3_kill_before_first_checkpoint_then_resume_does_not_duplicate_rows",
@@ -162,14 +161,6 @@ NOT_BUILT = {
     "test_item10_readme_composition_example_runs",
     "test_item11_resnet50_imagenet200_gets_the_paper_settings_or_says_it_does_not",
     "test_item11_readme_shows_the_paper_preset",
-    "test_item14_one_info_line_per_round_and_gradient_lines_below_info",
-    "test_item14_run_ends_by_saying_where_its_results_are",
-    "test_item14_terminal_shows_every_log_line_intact_and_a_per_step_bar",
-    "test_item15_measurement_cost_is_documented_for_default_and_resnet20",
-    "test_item16_python_api_runs_and_guards_like_the_cli",
-    "test_item16_console_script_and_api_are_declared_and_documented",
-    "test_item17_offline_run_logs_tables_as_artifacts_and_sets_job_type",
-    "test_item17_sweep_group_is_its_overrides_not_its_directory",
     "test_item18_common_n_goes_to_a_note_and_title_names_the_setting",
     "test_item19_extending_a_finished_run_by_one_round",
 }

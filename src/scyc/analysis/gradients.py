@@ -517,7 +517,7 @@ class GradientAnalysis(Callback):
         g = m.layers.index(GLOBAL)
         others = " | ".join(f"{p} std {m.stats['std'][i]:.3e}" for i, p in enumerate(m.population) if
                             m.layers[i] == GLOBAL and p != POPULATIONS[0])  # fmt: skip
-        log.info(
+        log.debug(  # the round's one INFO line is the loop's; hydra.verbose=scyc.analysis.gradients shows these
             "gradients round %d %s | sparsity %.4f | std %.3e | |g| %.3e | kurtosis %.2f | %s",
             round_idx, when, m.sparsity[g], m.stats["std"][g], m.stats["abs_mean"][g], m.stats["kurtosis"][g], others,
         )  # fmt: skip
