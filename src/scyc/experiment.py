@@ -230,8 +230,9 @@ class Experiment:
         for epoch in range(first_epoch, tcfg.epochs):
             t0 = time.perf_counter()
             batches = self.stop.batches(train_loader)
+            # a bar per step, inside the epoch
             steps = tqdm(batches, total=steps_per_epoch, desc=f"round {round_idx} epoch {epoch + 1}/{tcfg.epochs}",
-                         leave=False, disable=getattr(self, "_no_bar", True))  # a bar per step, inside the epoch
+                         leave=False, disable=getattr(self, "_no_bar", True))  # fmt: skip
             res = train_epoch(
                 self.train_model, steps, optimizer, scheduler, self.masks, tcfg.skip_nonfinite,
                 self.speed.autocast_dtype, self.speed.cuda_graphs,
