@@ -96,12 +96,14 @@ class ResultsTableCallback(Callback):
         self.select = select
         self.benchmarks = list(benchmarks) if benchmarks else None
         self._sweep_dir: Path | None = None
+        self._wandb: dict[str, Any] | None = None  # the sweep's wandb settings (mode, project, ...)
         self._done = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
             return
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
+        self._wandb = OmegaConf.to_container(config.wandb) if "wandb" in config else None
         try:  # import now what tabulating needs: at interpreter exit, new imports can fail
             from scyc.tables import preload
 
@@ -143,6 +145,28 @@ class ResultsTableCallback(Callback):
         )
         for r in table.excluded:
             log.warning("excluded from the table: %s (%s) %s", r.path, r.status, r.reason)
+        self._log_table(sweep_dir)
+
+    def _log_table(self, sweep_dir: Path) -> None:
+        """The sweep's table files as an artifact of a W&B run of its own (``job_type`` ``sweep-table``, in the
+        sweep's group), written to ``<sweep_dir>/wandb``; nothing with ``wandb.mode=disabled``."""
+        settings = self._wandb or {"mode": "disabled"}
+        files = [p for p in sorted(sweep_dir.glob("table.*")) + sorted(sweep_dir.glob("*.png")) if p.is_file()]
+        if settings.get("mode") == "disabled" or not files:
+            return
+        try:
+            import wandb
+
+            run = wandb.init(project=settings.get("project"), entity=settings.get("entity"), dir=str(sweep_dir),
+                             group=settings.get("group") or sweep_group(sweep_dir), job_type="sweep-table",
+                             name=f"{sweep_dir.name}-table", mode=settings["mode"], reinit="finish_previous")  # fmt: skip
+            artifact = wandb.Artifact(f"sweep-{run.id}-table", type="sweep-table")
+            for p in files:
+                artifact.add_file(str(p), name=p.name)
+            run.log_artifact(artifact)
+            run.finish()
+        except Exception as exc:  # the table is on disk: W&B failing must not fail the sweep
+            log.warning("the sweep's table was not logged to W&B: %s: %s", type(exc).__name__, exc)
 
 
 def register_optuna_sweeper(path: str | Path) -> None:
