@@ -254,10 +254,10 @@ def test_wandb_group_is_the_sweeps_overrides_in_a_multirun(monkeypatch, tmp_path
     task = ["progress=false", "pruner.rounds=5", "schedule=scyc,constant", "wandb.mode=offline", "seed=range(3)"]
     OmegaConf.save({"hydra": {"overrides": {"task": task}}}, sweep / "multirun.yaml")
     assert sweeps.sweep_group(sweep) == "schedule=scyc,constant seed=range(3) pruner.rounds=5"
-    OmegaConf.save({"hydra": {"overrides": {"task": [f"schedule.max_lr_low={i / 1000},0.5" for i in range(20)]}}},
+    OmegaConf.save({"hydra": {"overrides": {"task": [f"+extra.k{i}={i / 1000},0.5" for i in range(20)]}}},
                    sweep / "multirun.yaml")  # fmt: skip
     long = sweeps.sweep_group(sweep)
-    assert len(long) == 128 and long.startswith("schedule.max_lr_low=0.0,0.5 ") and "~" in long
+    assert len(long) == 128 and long.startswith("+extra.k0=0.0,0.5 +extra.k1=") and "~" in long
 
     cfg = OmegaConf.create({
         "schedule": {"name": "scyc"}, "pruner": {"name": "global_magnitude"}, "model": {"name": "lenet300"},

@@ -41,6 +41,7 @@ def sweep_group(sweep_dir: str | Path) -> str:
         overrides = []
     key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731
     kept = [o for o in overrides if not any(key(o) == k or key(o).startswith(k + ".") for k in NOT_IN_GROUP)]
+    kept = list({key(o): o for o in kept}.values())  # a key given twice: the last one counts, as in Hydra
     swept = [o for o in kept if re.search(r"[,(]", o.split("=", 1)[-1])]
     group = " ".join(swept + [o for o in kept if o not in swept]) or Path(sweep_dir).name or str(sweep_dir)
     group = re.sub(r"[^A-Za-z0-9._=,+:()\[\] -]+", "_", group)
