@@ -244,8 +244,20 @@ def test_aggregate_rejects_unknown_select():
 # ------------------------------------------------------------------------------------------------
 # W&B group and tags
 # ------------------------------------------------------------------------------------------------
-def test_wandb_group_is_the_sweep_name_in_a_multirun(monkeypatch):
+def test_wandb_group_is_the_sweeps_overrides_in_a_multirun(monkeypatch, tmp_path):
+    """The group is the sweep's own overrides (multirun.yaml), swept ones first, without those that change
+    nothing computed; the sweep dir's name only when Hydra left no multirun.yaml (issue 16, item 17)."""
     from hydra.types import RunMode
+
+    sweep = tmp_path / "2026-01-01_00-00-00"
+    sweep.mkdir()
+    task = ["progress=false", "pruner.rounds=5", "schedule=scyc,constant", "wandb.mode=offline", "seed=range(3)"]
+    OmegaConf.save({"hydra": {"overrides": {"task": task}}}, sweep / "multirun.yaml")
+    assert sweeps.sweep_group(sweep) == "schedule=scyc,constant seed=range(3) pruner.rounds=5"
+    OmegaConf.save({"hydra": {"overrides": {"task": [f"+extra.k{i}={i / 1000},0.5" for i in range(20)]}}},
+                   sweep / "multirun.yaml")  # fmt: skip
+    long = sweeps.sweep_group(sweep)
+    assert len(long) == 128 and long.startswith("+extra.k0=0.0,0.5 +extra.k1=") and "~" in long
 
     cfg = OmegaConf.create({
         "schedule": {"name": "scyc"}, "pruner": {"name": "global_magnitude"}, "model": {"name": "lenet300"},

@@ -131,7 +131,7 @@ def test_item2_refused_resume_with_a_changed_rate_leaves_the_run_dir_as_found(tm
 def test_item3_kill_before_first_checkpoint_then_resume_does_not_duplicate_rows(tmp_path, finished):
     reference = finished[0]
     run_dir = tmp_path / "run"
-    proc = popen(train_cmd(run_dir, *TOY))
+    proc = popen(train_cmd(run_dir, *TOY, "hydra.verbose=scyc.analysis.gradients"))  # its lines are DEBUG (item 14)
     kill_at_line(proc, "gradients round 0 start")
     assert proc.returncode == -signal.SIGKILL
     resumed = run(train_cmd(run_dir, *TOY, "resume=true"))

@@ -143,7 +143,6 @@ def bash_blocks(text: str) -> list[str]:
 # Tests of issue-16 behaviours that are not built yet (see conftest.pytest_collection_modifyitems), by function name
 # or, for one case of a parametrised test, by its full name: remove a name when its behaviour lands.
 NOT_BUILT = {
-    "test_item1_wandb_online_without_network_marks_the_run_failed",
     "test_item2_second_run_refused_by_the_lock_leaves_hydra_untouched",
     "test_item2_refused_resume_with_a_changed_rate_leaves_the_run_dir_as_found",
     "test_item3_kill_before_first_checkpoint_then_resume_does_not_duplicate_rows",
@@ -159,13 +158,5 @@ NOT_BUILT = {
     "test_item7_read_only_run_dir_one_line",
     "test_item7_no_space_left_says_so_and_keeps_earlier_checkpoints",
     "test_item8_failed_cifar10_download_message",
-    "test_item14_one_info_line_per_round_and_gradient_lines_below_info",
-    "test_item14_run_ends_by_saying_where_its_results_are",
-    "test_item14_terminal_shows_every_log_line_intact_and_a_per_step_bar",
-    "test_item15_measurement_cost_is_documented_for_default_and_resnet20",
-    "test_item16_python_api_runs_and_guards_like_the_cli",
-    "test_item16_console_script_and_api_are_declared_and_documented",
-    "test_item17_offline_run_logs_tables_as_artifacts_and_sets_job_type",
-    "test_item17_sweep_group_is_its_overrides_not_its_directory",
     "test_item19_extending_a_finished_run_by_one_round",
 }

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from scyc import checkpoint, distributed, guards, rundir
 from scyc.analysis import GradientAnalysis, analysis_callbacks
@@ -40,7 +41,7 @@ from scyc.schedules import build_schedule
 from scyc.speed import Speed
 from scyc.state import EpochRecord, RoundResult, RunState
 from scyc.sweeps import wandb_settings
-from scyc.tracking import RunOutputs, provenance
+from scyc.tracking import RunOutputs, WandbStartError, provenance
 from scyc.training import evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything
 
@@ -145,12 +146,16 @@ class Experiment:
 
     # ---------------------------------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
-        """Round 0 trains the dense network; every later round prunes, resets and retrains."""
+        """Round 0 trains the dense network; every later round prunes, resets and retrains. Every way out once
+        summary.json is open (W&B failing to start included) leaves it complete, failed or interrupted."""
         self._no_bar = None if self.cfg.progress and self.dist.is_main else True
-        self._open_outputs()
         start = time.perf_counter()
         self.stop.install()
+        console = contextlib.ExitStack()
         try:
+            if not self._no_bar:  # log lines go through tqdm.write, above the bars, never over them
+                console.enter_context(logging_redirect_tqdm())
+            self._open_outputs()
             self._call("on_run_start")
             first_round, first_epoch = self._restore() if self.resume else (0, 0)
             bar = tqdm(range(first_round, self.rounds), desc="rounds", disable=self._no_bar)
@@ -175,6 +180,7 @@ class Experiment:
                 self.save_checkpoint("round", (r + 1, 0))
                 self.stop.raise_if_requested(f"after round {r}")
                 bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
+            return self._finish(time.perf_counter() - start)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             resume = {"resume_command": rundir.resume_command(self.run_dir)} if self.checkpointer.candidates() else {}
@@ -184,8 +190,8 @@ class Experiment:
             self.outputs.wandb.finish(exit_code=1)
             raise
         finally:
+            console.close()
             self.stop.uninstall()
-        return self._finish(time.perf_counter() - start)
 
     def prune(self) -> None:
         """Prune the surviving weights, then apply the reset (``pruner.reset``)."""
@@ -221,12 +227,14 @@ class Experiment:
             first_epoch = resumed["position"][1]
         step = self.state.global_step
         records: list[EpochRecord] = []
-        epochs = tqdm(range(first_epoch, tcfg.epochs), desc=f"round {round_idx}", leave=False, disable=self._no_bar)
-        for epoch in epochs:
+        for epoch in range(first_epoch, tcfg.epochs):
             t0 = time.perf_counter()
             batches = self.stop.batches(train_loader)
+            # a bar per step, inside the epoch
+            steps = tqdm(batches, total=steps_per_epoch, desc=f"round {round_idx} epoch {epoch + 1}/{tcfg.epochs}",
+                         leave=False, disable=getattr(self, "_no_bar", True))  # fmt: skip
             res = train_epoch(
-                self.train_model, batches, optimizer, scheduler, self.masks, tcfg.skip_nonfinite,
+                self.train_model, steps, optimizer, scheduler, self.masks, tcfg.skip_nonfinite,
                 self.speed.autocast_dtype, self.speed.cuda_graphs,
             )  # fmt: skip
             self.stop.raise_if_requested(f"in round {round_idx} epoch {epoch} after {batches.yielded} steps")
@@ -254,7 +262,6 @@ class Experiment:
                 if epoch + 1 < tcfg.epochs:  # after the last epoch the round checkpoint follows
                     self.save_checkpoint("epoch", (round_idx, epoch + 1), progress)
                     self.stop.raise_if_requested(f"after round {round_idx} epoch {epoch}")
-            epochs.set_postfix(loss=f"{res.loss:.3f}", val=f"{val_acc:.4f}")
         best_acc, best_epoch, test_at_best = progress.best
         result = RoundResult(
             round=round_idx, sparsity=sparsity, alive=self.masks.alive(), max_lr=max_lr, train_loss=res.loss,
@@ -352,8 +359,10 @@ class Experiment:
         )  # fmt: skip
         self._call("on_run_end", self.outputs.summary)
         wandb.summary({k: v for k, v in self.outputs.summary.items() if k.startswith("final_")})
-        wandb.finish()
+        where = self.outputs.finish()  # the run's files to W&B, W&B closed
         self.outputs.write_summary()
+        for line in where if self.outputs.is_main else ():  # the run's last lines: where its results are
+            log.info(line)
         return self.outputs.summary
 
 
@@ -408,3 +417,6 @@ def main(cfg: DictConfig) -> float:
         except ConfigError as exc:  # found only once running, e.g. a checkpoint that does not fit the model
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except WandbStartError as exc:  # the run is marked failed with the reason
+            print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
+            sys.exit(1)

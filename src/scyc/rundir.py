@@ -191,3 +191,11 @@ def prepare_all_ranks(config: Any, run_dir: Path, env: Any) -> Resume | None:
     if not env.is_main and detail is not None:
         resume = (load_checkpoint(Path(detail)), Path(detail))
     return resume
+
+
+def release(run_dir: Path) -> None:
+    """Release this process's ``<run_dir>/.lock`` (the Python API, at the end of each run; a CLI process
+    keeps it until it exits)."""
+    held = _LOCKS.pop((Path(run_dir) / ".lock").resolve(), None)
+    if held is not None:
+        held.release()

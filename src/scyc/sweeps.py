@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -24,11 +25,27 @@ def _hydra_config() -> Any | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+# Overrides that change nothing a run computes: left out of a sweep's W&B group.
+NOT_IN_GROUP = ("hydra", "progress", "wandb", "resume", "device", "data_dir", "dataset.root", "dataset.download",
+                "checkpoint")  # fmt: skip
+
+
 def sweep_group(sweep_dir: str | Path) -> str:
-    """The W&B group of a sweep: the sweep dir's name (``outputs/tables/fashion_mnist_default`` ->
-    ``fashion_mnist_default``), safe characters only."""
-    name = Path(sweep_dir).name or str(sweep_dir)
-    return re.sub(r"[^A-Za-z0-9._=,+-]+", "_", name)[:128]
+    """The W&B group of a sweep: the sweep's own overrides, as ``<sweep_dir>/multirun.yaml`` (written by Hydra
+    before the first job) records them, the swept ones first (``schedule=scyc,constant seed=0,1,2
+    pruner.rounds=5``), without those that change nothing computed (``NOT_IN_GROUP``); the sweep dir's name
+    when there is no such file. W&B caps a group at 128 characters: a longer one ends in a hash of the whole."""
+    try:
+        overrides = [str(o) for o in OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra.overrides.task]
+    except Exception:  # no multirun.yaml (another sweeper), or unreadable
+        overrides = []
+    key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731
+    kept = [o for o in overrides if not any(key(o) == k or key(o).startswith(k + ".") for k in NOT_IN_GROUP)]
+    kept = list({key(o): o for o in kept}.values())  # a key given twice: the last one counts, as in Hydra
+    swept = [o for o in kept if re.search(r"[,(]", o.split("=", 1)[-1])]
+    group = " ".join(swept + [o for o in kept if o not in swept]) or Path(sweep_dir).name or str(sweep_dir)
+    group = re.sub(r"[^A-Za-z0-9._=,+:()\[\] -]+", "_", group)
+    return group if len(group) <= 128 else f"{group[:119]}~{hashlib.sha1(group.encode()).hexdigest()[:8]}"
 
 
 def run_tags(cfg: Any) -> list[str]:
@@ -45,12 +62,14 @@ def run_tags(cfg: Any) -> list[str]:
 
 
 def wandb_settings(cfg: Any) -> dict[str, Any]:
-    """``cfg.wandb`` as a dict, with the run's tags appended and, in a multirun whose ``wandb.group`` is null,
-    ``group`` = the sweep's name, so all runs of one sweep land in one W&B group."""
+    """``cfg.wandb`` as a dict, with the run's tags appended, ``job_type`` (``oracle`` for a run that searches
+    each round's max_lr, else ``train``) and, in a multirun whose ``wandb.group`` is null, ``group`` = the
+    sweep's overrides (``sweep_group``), so all runs of one sweep land in one W&B group."""
     wandb = cfg.wandb  # a typed config (scyc.config.load) or a DictConfig
     settings = dataclasses.asdict(wandb) if dataclasses.is_dataclass(wandb) else OmegaConf.to_container(wandb)
     tags = list(settings.get("tags") or [])
     settings["tags"] = tags + [t for t in run_tags(cfg) if t not in tags]
+    settings["job_type"] = "oracle" if getattr(cfg.schedule, "policy", None) == "grid" else "train"
     hc = _hydra_config()
     if settings.get("group") is None and hc is not None:
         from hydra.types import RunMode
@@ -78,12 +97,14 @@ class ResultsTableCallback(Callback):
         self.select = select
         self.benchmarks = list(benchmarks) if benchmarks else None
         self._sweep_dir: Path | None = None
+        self._wandb: dict[str, Any] | None = None  # the sweep's wandb settings (mode, project, ...)
         self._done = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
             return
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
+        self._wandb = OmegaConf.to_container(config.wandb) if "wandb" in config else None
         try:  # import now what tabulating needs: at interpreter exit, new imports can fail
             from scyc.tables import preload
 
@@ -125,6 +146,28 @@ class ResultsTableCallback(Callback):
         )
         for r in table.excluded:
             log.warning("excluded from the table: %s (%s) %s", r.path, r.status, r.reason)
+        self._log_table(sweep_dir)
+
+    def _log_table(self, sweep_dir: Path) -> None:
+        """The sweep's table files as an artifact of a W&B run of its own (``job_type`` ``sweep-table``, in the
+        sweep's group), written to ``<sweep_dir>/wandb``; nothing with ``wandb.mode=disabled``."""
+        settings = self._wandb or {"mode": "disabled"}
+        files = [p for p in sorted(sweep_dir.glob("table.*")) + sorted(sweep_dir.glob("*.png")) if p.is_file()]
+        if settings.get("mode") == "disabled" or not files:
+            return
+        try:
+            import wandb
+
+            run = wandb.init(project=settings.get("project"), entity=settings.get("entity"), dir=str(sweep_dir),
+                             group=settings.get("group") or sweep_group(sweep_dir), job_type="sweep-table",
+                             name=f"{sweep_dir.name}-table", mode=settings["mode"], reinit="finish_previous")  # fmt: skip
+            artifact = wandb.Artifact(f"sweep-{run.id}-table", type="sweep-table")
+            for p in files:
+                artifact.add_file(str(p), name=p.name)
+            run.log_artifact(artifact)
+            run.finish()
+        except Exception as exc:  # the table is on disk: W&B failing must not fail the sweep
+            log.warning("the sweep's table was not logged to W&B: %s: %s", type(exc).__name__, exc)
 
 
 def register_optuna_sweeper(path: str | Path) -> None:

@@ -82,6 +82,10 @@ class CsvTable:
             os.fsync(fh.fileno())
 
 
+class WandbStartError(RuntimeError):
+    """W&B could not start (online without a key or a network, ...): the run is marked failed."""
+
+
 class WandbRun:
     """Thin wrapper: offline by default (no account needed), a no-op when ``wandb.mode=disabled``."""
 
@@ -90,26 +94,37 @@ class WandbRun:
     ) -> None:
         self.run = None
         self.mode = cfg["mode"]  # offline | online | disabled (checked by scyc.config.validate)
+        self.where = "not logged (wandb.mode=disabled)"  # where the run's W&B record is, for the closing lines
         if self.mode == "disabled":
             return
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(
-            project=cfg["project"],
-            entity=cfg.get("entity"),
-            group=cfg.get("group"),
-            tags=list(cfg.get("tags") or []),
-            name=name,
-            dir=str(run_dir),
-            mode=self.mode,
-            config=config,
-            reinit="finish_previous",
-            # a resumed run continues the same W&B run (online) or writes a new offline-run-* folder with
-            # the same id, which `wandb sync` appends to the same run
-            id=run_id,
-            resume="allow" if run_id else None,
-        )
+        try:
+            self.run = wandb.init(
+                project=cfg["project"],
+                entity=cfg.get("entity"),
+                group=cfg.get("group"),
+                job_type=cfg.get("job_type"),
+                tags=list(cfg.get("tags") or []),
+                name=name,
+                dir=str(run_dir),
+                mode=self.mode,
+                config=config,
+                reinit="finish_previous",
+                # a resumed run continues the same W&B run (online) or writes a new offline-run-* folder with
+                # the same id, which `wandb sync` appends to the same run
+                id=run_id,
+                resume="allow" if run_id else None,
+            )
+        except Exception as exc:  # wandb raises its own error types, and others from its service
+            raise WandbStartError(
+                f"W&B could not start with wandb.mode={self.mode} ({type(exc).__name__}: {exc}); run with "
+                "wandb.mode=offline (no account or network needed; upload later with `wandb sync`) or "
+                "wandb.mode=disabled"
+            ) from exc
+        self.where = (f"wandb sync {run_dir / 'wandb'}/offline-run-*" if self.mode == "offline"
+                      else f"online at {self.run.url}")  # fmt: skip
         self.run.define_metric("global_step")
         for prefix in ("step/*", "epoch/*"):
             self.run.define_metric(prefix, step_metric="global_step")
@@ -136,6 +151,20 @@ class WandbRun:
             import wandb
 
             self.run.log({k: wandb.Image(str(p)) for k, p in images.items()})
+
+    def log_files(self, run_dir: Path, paths: Sequence[Path], tables: Sequence[str]) -> None:
+        """``paths`` (files under ``run_dir``) as one artifact ``run-<id>-files`` of type ``run-files`` (a resumed
+        run adds a version), and the CSV ``tables`` among them also as W&B Tables (``tables/<name>``)."""
+        if self.run is None or not paths:
+            return
+        import pandas as pd
+        import wandb
+
+        artifact = wandb.Artifact(f"run-{self.run.id}-files", type="run-files")
+        for p in paths:
+            artifact.add_file(str(p), name=str(Path(p).relative_to(run_dir)))
+        self.run.log_artifact(artifact)
+        self.run.log({f"tables/{t}": wandb.Table(dataframe=pd.read_csv(run_dir / f"{t}.csv")) for t in tables})
 
     def summary(self, data: Mapping[str, Any]) -> None:
         if self.run is not None:
@@ -220,6 +249,23 @@ class RunOutputs:
         self.log_every_steps = max(1, int(settings.get("log_every_steps", 50)))
         self.wandb = WandbRun(settings, self.run_dir, config, name=self.run_dir.name, run_id=run_id)
         self.summary["wandb_id"] = self.wandb.run.id if self.wandb.run is not None else None
+
+    def finish(self) -> list[str]:
+        """At the end of a complete run: its files to W&B (``WandbRun.log_files``), W&B closed; returns the
+        closing lines that say where the results are."""
+        files = [p for p in sorted(self.run_dir.glob("*.csv")) + sorted(self.run_dir.glob("*.npz"))
+                 + sorted(self.run_dir.glob("figures/*.png")) if p.is_file()]  # fmt: skip
+        tables = [t for t in ("results", "layer_sparsity") if (self.run_dir / f"{t}.csv").exists()]
+        self.wandb.log_files(self.run_dir, files, tables)
+        where = self.wandb.where
+        self.wandb.finish()
+        figures = [p.name for p in files if p.suffix == ".png"]
+        return [
+            f"results in {self.run_dir}: results.csv (a row per round), epochs.csv, summary.json, train.log",
+            f"figures: {self.run_dir / 'figures'} ({', '.join(figures)})" if figures else
+            "figures: none (analysis.figures=false; scripts/analyze_gradients.py draws them from the run's files)",
+            f"W&B: {where}",
+        ]  # fmt: skip
 
     def epoch(self, record: EpochRecord, first_step: int) -> None:
         """One epoch: its steps to lr_trace.csv, its row to epochs.csv, both to W&B."""

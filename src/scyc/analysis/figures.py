@@ -245,4 +245,4 @@ class RunFiguresCallback(Callback):
             log.exception("drawing the run's figures failed; redraw with scripts/analyze_gradients.py %s", run.run_dir)
             return
         run.outputs.wandb.log_images({f"figures/{name}": p for name, p in paths.items()})
-        log.info("figures: %s", ", ".join(str(p) for p in paths.values()))
+        log.debug("figures: %s", ", ".join(str(p) for p in paths.values()))

@@ -243,6 +243,7 @@ class GradientProbe:
     quantile_values: int = QUANTILE_MAX_VALUES
     populations: Sequence[str] = POPULATIONS[:1]
     edges: torch.Tensor | None = field(default=None, init=False)  # (rows, bins + 1) finite edges
+    _picks: dict = field(default_factory=dict, init=False, repr=False)  # quantile samples' positions, by sizes
 
     def _values(self, model: nn.Module, selections: list[tuple[Any, Any]], scales: list[torch.Tensor | None]):
         """Per batch: each population's gradients of each layer, flat (divided by the weight std if normalising);
@@ -294,11 +295,14 @@ class GradientProbe:
             return None if m >= n else torch.randperm(n, generator=gen, device=device)[:m]
 
         for p in self.populations:  # each population draws its sample as the surviving one always has
-            gen = torch.Generator(device=device).manual_seed(QUANTILE_SEED)
-            sizes = ways[p][1]
-            picks += [pick(a, cap / (n_batches * max(a, 1)), gen) for a in sizes]
-            global_frac = cap / (n_batches * max(sum(sizes), 1))
-            global_picks += [pick(a, global_frac, gen) for a in sizes]
+            key = (tuple(ways[p][1]), n_batches, cap, str(device))  # the same sizes, the same draw: kept for
+            if key not in self._picks:  # the other populations of that size and the round's end measurement
+                gen, sizes = torch.Generator(device=device).manual_seed(QUANTILE_SEED), key[0]
+                layer = [pick(a, cap / (n_batches * max(a, 1)), gen) for a in sizes]
+                global_frac = cap / (n_batches * max(sum(sizes), 1))
+                self._picks = {**dict(list(self._picks.items())[-2:]), key: (layer, [pick(a, global_frac, gen) for a in sizes])}  # fmt: skip
+            picks += self._picks[key][0]
+            global_picks += self._picks[key][1]
         exact = all(p is None for p in [*picks, *global_picks])
         row_of = [p * (n_lay + 1) + i for p in range(n_pops) for i in range(n_lay)]  # population x layer -> row
 
@@ -517,7 +521,7 @@ class GradientAnalysis(Callback):
         g = m.layers.index(GLOBAL)
         others = " | ".join(f"{p} std {m.stats['std'][i]:.3e}" for i, p in enumerate(m.population) if
                             m.layers[i] == GLOBAL and p != POPULATIONS[0])  # fmt: skip
-        log.info(
+        log.debug(  # the round's one INFO line is the loop's; hydra.verbose=scyc.analysis.gradients shows these
             "gradients round %d %s | sparsity %.4f | std %.3e | |g| %.3e | kurtosis %.2f | %s",
             round_idx, when, m.sparsity[g], m.stats["std"][g], m.stats["abs_mean"][g], m.stats["kurtosis"][g], others,
         )  # fmt: skip
