@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import struct
 
@@ -9,9 +10,11 @@ import pytest
 import torch
 
 from scyc.data import Augment, RawData, TensorLoader, build_data, split_train_val
+from scyc.data.base import find_or_fetch
 from scyc.data.fashion_mnist import FILES, read_idx
 from scyc.data.loader import augment_batch
 from scyc.registry import ConfigError
+from scyc.utils import NoSpaceLeft, atomic_write
 
 
 def write_idx(path, array: torch.Tensor, compress: bool) -> None:
@@ -128,3 +131,30 @@ def test_missing_fashion_mnist_says_how_to_fetch_it_and_runs_no_apt(tmp_path, mo
     monkeypatch.setattr("subprocess.run", lambda *a, **k: pytest.fail(f"the data set ran {a}"))
     with pytest.raises(ConfigError, match=r"run `make data` \(`python scripts/fetch_data.py fashion_mnist"):
         build_data({"name": "fashion_mnist", "download": False}, torch.device("cpu"), data_dir=str(tmp_path))
+
+
+def test_failed_download_says_why_and_removes_the_empty_folders_it_made(tmp_path):
+    def fetch(dest):
+        dest.mkdir(parents=True)  # as torchvision does before it downloads
+        raise OSError("Connection refused")
+
+    dest = tmp_path / "a" / "b"
+    with pytest.raises(ConfigError, match=rf"download of X into {dest} failed \(OSError: Connection refused\); gone"):
+        find_or_fetch(lambda: None, True, fetch, dest, "X", "gone")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_named_and_the_old_file_kept(tmp_path):
+    target = tmp_path / "f.pt"
+    target.write_bytes(b"old")
+
+    def write(fh):  # torch.save reports a failed write as a RuntimeError raised while handling the OSError
+        fh.write(b"new")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("unexpected pos")  # noqa: B904  (implicitly chained, as in torch.save)
+
+    with pytest.raises(NoSpaceLeft, match=rf"no space left in {tmp_path} \(writing f.pt"):
+        atomic_write(target, write)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.pt"]

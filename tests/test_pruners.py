@@ -142,6 +142,36 @@ def test_min_remaining_infeasible_and_bad_values():
         PRUNERS.build("lamp", {"batches": 2})
 
 
+@pytest.mark.parametrize("name", ["global_magnitude", "layerwise_magnitude"])
+@pytest.mark.parametrize(
+    "rate, rounds, min_remaining", [(0.9, 4, 0.0), (0.99, 3, 0.0), (0.5, 5, 0.1), (0.3, 6, 0.2), (0.2, 4, 0.1)]
+)
+def test_check_rounds_refuses_exactly_what_pruning_would_fail(name, rate, rounds, min_remaining):
+    """check_rounds (start-up) refuses exactly the settings whose pruning would fail in some round, and the
+    rate it offers instead passes both."""
+    model = nn.Sequential(nn.Linear(8, 6, bias=False), nn.Linear(6, 3, bias=False))
+
+    def outcome(r: float) -> tuple[bool, bool]:
+        masks, pruner = MaskSet.from_model(model), PRUNERS.build(name, {"rate": r, "min_remaining": min_remaining})
+        try:
+            pruner.check_rounds(masks, rounds)
+            checked = True
+        except ConfigError as exc:
+            checked, offered = False, float(str(exc).split("pruner.rate <= ")[1].split(",")[0])
+        try:
+            for _ in range(rounds - 1):
+                masks.set_(pruner.prune(masks, PruneContext(model=model)))
+            pruned = True
+        except ConfigError:
+            pruned = False
+        return (checked, pruned) if checked else (checked, pruned, offered)
+
+    result = outcome(rate)
+    assert result[0] == result[1], result
+    if not result[0]:
+        assert outcome(result[2])[:2] == (True, True)
+
+
 def test_layerwise_equal_fraction_and_exact_total():
     _, masks, history = prune_rounds("layerwise_magnitude", rounds=3, rate=0.2)
     for old, new in itertools.pairwise(history):

@@ -16,6 +16,7 @@ still before anything is written.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
@@ -216,12 +217,11 @@ def validate(cfg: Config) -> None:
         ("train.batch_size", cfg.train.batch_size, lambda v: v >= 1, "an integer >= 1"),
         ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v == "auto" or v >= 1, "auto or an int >= 1"),
         ("train.momentum", cfg.train.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        ("train.weight_decay", cfg.train.weight_decay, lambda v: v >= 0, "a number >= 0"),
+        ("train.weight_decay", cfg.train.weight_decay, lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+        ("dataset.val_size", cfg.dataset.val_size, lambda v: v >= 1, "an integer >= 1 (it picks the best epochs)"),
         ("checkpoint.keep", cfg.checkpoint.keep, lambda v: v >= 0, "an integer >= 0"),
         ("wandb.mode", cfg.wandb.mode, lambda v: v in ("offline", "online", "disabled"), "offline, online or disabled"),
     ]
     for key, value, ok, allowed in checks:
         if value is None or not ok(value):
             raise ConfigError(f"{key}={value} is not allowed: it must be {allowed}")
-    if cfg.schedule.policy == "grid" and not cfg.dataset.val_size:
-        raise ConfigError(f"dataset.val_size={cfg.dataset.val_size}: the oracle (grid policy) needs a validation set")

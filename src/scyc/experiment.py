@@ -104,6 +104,7 @@ class Experiment:
             masks = MaskSet.from_model(model, exclude=cfg.pruner.exclude or ())
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        self.pruner.check_rounds(masks, self.rounds)
         self.speed = Speed.from_config(asdict(cfg.train), self.device, model)
         self.net = self.speed.prepare(model)  # what runs forward: the model itself or its compiled form
         self.data.channels_last = self.speed.channels_last

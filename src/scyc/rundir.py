@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from scyc.checkpoint import Checkpointer, load_checkpoint, position
 from scyc.registry import ConfigError
@@ -111,6 +113,34 @@ def _copy_yaml(src: Path, dst: Path) -> None:
         dst.mkdir(exist_ok=True)
         for f in src.glob("*.yaml"):
             atomic_write(dst / f.name, f.read_text())
+
+
+def check_usable(run_dir: Path, key: str = "hydra.run.dir") -> None:
+    """Refuse a run directory that cannot hold a run: a file, or under a file, or one this process may not write
+    (read-only or immutable). Checked before Hydra creates it or writes ``.hydra/`` into it; writes nothing."""
+    existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={run_dir}: {existing} is a file, not a directory; choose another {key}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={run_dir}: {existing} is not writable (read-only); choose another {key}")
+
+
+class RunDirCheck(Callback):
+    """Hydra callback: ``check_usable`` on ``hydra.run.dir`` (``hydra.sweep.dir`` in a multirun), one line, exit 2."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(config: DictConfig, key: str) -> None:
+        try:
+            check_usable(Path(str(OmegaConf.select(config, key))), key)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
 
 
 def prepare(config: Any, run_dir: Path) -> Resume | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -57,6 +58,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class NoSpaceLeft(ConfigError):
+    """A write failed because the disk, a quota or the file-size limit is full (a one-line error, exit 2)."""
+
+
 def atomic_write(path: str | os.PathLike, content: str | bytes | Callable[[IO[bytes]], None]) -> None:
     """Write a file so that readers see either the old or the new content, never half of it: a temporary
     file in the same folder, flushed and fsync'ed, renamed over ``path`` (``os.replace`` is atomic), then
@@ -74,11 +79,22 @@ def atomic_write(path: str | os.PathLike, content: str | bytes | Callable[[IO[by
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if full := _no_space(exc):  # torch.save reports it as a RuntimeError whose context is the OSError
+            raise NoSpaceLeft(f"no space left in {path.parent} (writing {path.name}: {full.strerror})") from exc
         raise
     _fsync_dir(path.parent)
+
+
+def _no_space(exc: BaseException | None) -> OSError | None:
+    """The OSError behind ``exc`` that says the disk, a quota or the file-size limit is full, if any."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -8,32 +8,38 @@ workers in the hot loop.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import torch
 
 from scyc.registry import ConfigError, Registry
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DATASETS: Registry[RawData] = Registry("dataset")
 
 
 def find_or_fetch(
-    find: Callable[[], T | None], download: bool, fetch: Callable[[], object], what: str, missing: str
+    find: Callable[[], T | None], download: bool, fetch: Callable[[Path], object], dest: Path, name: str, missing: str
 ) -> T:
-    """``find()``; if that finds nothing and ``download`` is set, ``fetch()`` (a download, torchvision's as a rule;
-    a failure is logged) and ``find()`` again; if still nothing, a ConfigError saying ``missing``."""
+    """``find()``; if that finds nothing and ``download`` is set, ``fetch(dest)`` (a download, torchvision's as a
+    rule) and ``find()`` again; if still nothing, a ConfigError saying ``missing``. A failed download is a
+    ConfigError saying so and why, before ``missing``; the directories it created (still empty) are removed."""
     found = find()
     if found is None and download:
+        created = [p for p in (dest, *dest.parents) if not p.exists()]  # deepest first
         try:
-            fetch()
+            fetch(dest)
         except Exception as exc:  # no network, proxy refusal, bad archive ...
-            log.warning("download of %s failed: %s", what, exc)
+            for path in created:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise ConfigError(f"the download of {name} into {dest} failed ({why}); {missing}") from exc
         found = find()
     if found is None:
         raise ConfigError(missing)

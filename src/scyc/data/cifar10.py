@@ -99,10 +99,8 @@ def fetch(root: Path) -> None:
     CIFAR10(str(root), train=True, download=True)
 
 
-HOW_TO_FETCH = (
-    "fetch it with dataset.download=true (needs the internet), or put the official python version "
-    "(https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, unpacked) there"
-)
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+HOW_TO_FETCH = f"put the official python version ({URL}, unpacked) there"
 
 
 @DATASETS.register("cifar10")
@@ -120,11 +118,12 @@ def cifar10(
     folder = find_or_fetch(
         lambda: find_folder(root_path),
         download,
-        lambda: fetch(root_path),
-        f"CIFAR-10 into {root_path}",
+        fetch,
+        root_path,
+        "CIFAR-10",
         f"CIFAR-10 not found: no {BASE_FOLDER}/batches.meta in {root_path} ({key}={root or data_dir}); "
         + HOW_TO_FETCH
-        + ("" if download else "; dataset.download=false"),
+        + ("" if download else "; or fetch it with dataset.download=true (needs the internet)"),
     )
     from torchvision.datasets.utils import calculate_md5
 

@@ -9,8 +9,10 @@ download when the internet is there (``dataset.download``). An explicit ``datase
 
 from __future__ import annotations
 
+import gzip
 import logging
-import tempfile
+import math
+import zlib
 from pathlib import Path
 
 import torch
@@ -33,22 +35,22 @@ MEAN, STD = (0.2860,), (0.3530,)
 
 
 def read_idx(path: str | Path) -> torch.Tensor:
-    """Read an unsigned-byte IDX file (optionally gzip-compressed), as Fashion-MNIST ships, with torchvision."""
-    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor  # (torchvision.datasets: slow to import)
-    from torchvision.datasets.utils import extract_archive
-
+    """Read an unsigned-byte IDX file (optionally gzip-compressed), as Fashion-MNIST ships, in memory: a magic
+    ``00 00 08 <ndim>``, ``ndim`` big-endian uint32 sizes, the bytes. (torchvision's parser reads only a file on
+    disk: a .gz would be decompressed to a temporary file on every run, which a full disk refuses.)"""
     path = Path(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = extract_archive(str(path), tmp) if path.suffix == ".gz" else str(path)
-        try:
-            x = read_sn3_pascalvincent_tensor(plain, strict=False)
-        except (AssertionError, KeyError) as exc:  # torchvision's checks of the magic number
-            raise ConfigError(f"{path} is not an unsigned-byte IDX file (bad magic number)") from exc
-        except RuntimeError as exc:  # the data does not fill the shape of the header
-            raise ConfigError(f"{path} is truncated or malformed: {exc}") from exc
-    if x.dtype != torch.uint8:
-        raise ConfigError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    return x
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or damaged .gz, or not gzip at all
+        raise ConfigError(f"{path} cannot be read ({type(exc).__name__}: {exc}): fetch it again") from exc
+    ndim = data[3] if len(data) >= 4 and data[:3] == b"\0\0\x08" else 0
+    if not 1 <= ndim <= 3:
+        raise ConfigError(f"{path} is not an unsigned-byte IDX file of 1 to 3 dimensions (bad magic number)")
+    start = 4 * (ndim + 1)
+    shape = [int.from_bytes(data[4 * i : 4 * i + 4], "big") for i in range(1, ndim + 1)]
+    if len(data) < start or len(data) - start != math.prod(shape):
+        raise ConfigError(f"{path} is truncated or malformed: {len(data) - start} bytes of data for shape {shape}")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)[start:].view(shape)
 
 
 def find_files(directory: Path) -> dict[str, Path] | None:
@@ -78,8 +80,9 @@ def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> d
         return find_or_fetch(
             lambda: find_files(root_path),
             download,
-            lambda: fetch_torchvision(root_path),
-            f"Fashion-MNIST into {root_path}",
+            fetch_torchvision,
+            root_path,
+            "Fashion-MNIST",
             f"dataset.root={root}: no Fashion-MNIST IDX files ({', '.join(FILES.values())}, plain or .gz) "
             f"in {root_path} or {root_path / 'FashionMNIST' / 'raw'}"
             + ("" if download else "; set dataset.download=true to fetch them, or leave dataset.root unset"),
@@ -88,12 +91,12 @@ def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> d
     return find_or_fetch(
         lambda: next(filter(None, map(find_files, (local, data_dir, SYSTEM_DIR))), None),
         download,
-        lambda: fetch_torchvision(data_dir),
-        f"Fashion-MNIST into {data_dir}",
-        f"Fashion-MNIST not found in {local}, {data_dir} or {SYSTEM_DIR}"
-        + (", and torchvision's download could not fetch it" if download else "")
-        + f"; run `make data` (`python scripts/fetch_data.py fashion_mnist --data-dir {data_dir}`, which fetches "
-        f"Debian's {DEBIAN_PACKAGE}) or set dataset.root",
+        fetch_torchvision,
+        data_dir,
+        "Fashion-MNIST",
+        f"Fashion-MNIST not found in {local}, {data_dir} or {SYSTEM_DIR}; run `make data` (`python "
+        f"scripts/fetch_data.py fashion_mnist --data-dir {data_dir}`, which fetches Debian's {DEBIAN_PACKAGE}) "
+        "or set dataset.root",
     )
 
 
@@ -107,6 +110,8 @@ def fashion_mnist(root: str | None = None, download: bool = True, data_dir: str 
         x, y = tensors[f"{split}_x"], tensors[f"{split}_y"]
         if x.dim() != 3 or y.dim() != 1 or len(x) != len(y):
             raise ConfigError(f"Fashion-MNIST {split} files in {files[f'{split}_x'].parent} are malformed")
+        if len(y) and int(y.max()) > 9:
+            raise ConfigError(f"{files[f'{split}_y']} is malformed: labels outside 0..9 (up to {int(y.max())})")
     return RawData(
         train_x=tensors["train_x"].unsqueeze(1).contiguous(),
         train_y=tensors["train_y"].long(),

@@ -186,8 +186,9 @@ def imagenet200(
     folder = find_or_fetch(
         lambda: next(filter(None, map(find_folder, looked)), None),
         download,
-        lambda: fetch(looked[0]),
-        f"Tiny-ImageNet-200 into {looked[0]}",
+        fetch,
+        looked[0],
+        "Tiny-ImageNet-200",
         f"Tiny-ImageNet-200 not found: no wnids.txt in {where}; "
         + HOW_TO_FETCH
         + ("" if root is not None else "; or set dataset.root"),

@@ -129,15 +129,18 @@ def removed_count(rate: float, alive: int) -> int:
     return round(rate * alive)
 
 
-def predicted_sparsities(total: int, rate: float, rounds: int) -> list[float]:
-    """The sparsity of the network each round trains (round 0 dense), as the pruners reach it exactly
-    (a ``min_remaining`` floor that binds moves the removed weights, not their number)."""
-    alive, out = total, []
-    for r in range(rounds):
-        if r > 0:
-            alive -= removed_count(rate, alive)
-        out.append((total - alive) / total)
+def predicted_alive(total: int, rate: float, rounds: int) -> list[int]:
+    """The surviving weights of the network each round trains (round 0 dense), as the pruners reach them
+    exactly (a ``min_remaining`` floor that binds moves the removed weights, not their number)."""
+    out = [total]
+    for _ in range(rounds - 1):
+        out.append(out[-1] - removed_count(rate, out[-1]))
     return out
+
+
+def predicted_sparsities(total: int, rate: float, rounds: int) -> list[float]:
+    """The sparsity of the network each round trains (round 0 dense), see ``predicted_alive``."""
+    return [(total - alive) / total for alive in predicted_alive(total, rate, rounds)]
 
 
 class Pruner(ABC):
@@ -165,6 +168,24 @@ class Pruner(ABC):
         """Weights each layer must keep: ``max(1, ceil(min_remaining * numel))``, or all it has if fewer."""
         alive_counts = masks.alive_counts() if alive_counts is None else alive_counts
         return [min(a, max(1, math.ceil(self.min_remaining * n))) for a, n in zip(alive_counts, masks.numels)]
+
+    def check_rounds(self, masks: MaskSet, rounds: int) -> None:
+        """Refuse, before round 0 trains, a rate that some round would have to take below the weights the layers
+        keep (``floors``): every round's surviving count is known in advance (``predicted_alive``)."""
+        keep, alive = sum(self.floors(masks)), predicted_alive(masks.total, self.rate, rounds)
+        if alive[-1] >= keep:
+            return
+        lo, hi = 0.0, self.rate  # the largest rate that keeps them: the survivors fall as the rate rises
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if predicted_alive(masks.total, mid, rounds)[-1] >= keep else (lo, mid)
+        r = next(i for i, a in enumerate(alive) if a < keep)
+        raise ConfigError(
+            f"pruner.rate={self.rate} is not allowed with pruner.rounds={rounds}: round {r} would keep {alive[r]} of "
+            f"{masks.total} weights, but the layers keep at least {keep} (max(1, ceil(pruner.min_remaining * "
+            f"size)) each, pruner.min_remaining={self.min_remaining}); allowed: pruner.rate <= "
+            f"{math.floor(lo * 1e6) / 1e6}, or fewer pruner.rounds, or a lower pruner.min_remaining"
+        )
 
     @torch.no_grad()
     def prune(self, masks: MaskSet, ctx: PruneContext) -> list[torch.Tensor]:
