@@ -331,6 +331,8 @@ def test_item16_python_api_runs_and_guards_like_the_cli(tmp_path):
     assert result["resumed"] == "complete", result
     assert sorted(p.name for p in ROOT.iterdir()) == repo_before, "the API wrote into the working directory"
     assert not (run_dir / "data").exists() and not (run_dir / "fashion-mnist").exists(), "a second data copy"
+    summary = json.loads((run_dir / "summary.json").read_text())  # the call, not the interpreter, is the command
+    assert summary["command"].startswith("scyc.run(overrides="), summary["command"]
 
 
 def test_item16_console_script_and_api_are_declared_and_documented():

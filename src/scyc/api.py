@@ -40,13 +40,16 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
         cfg.data_dir = str(conf.parent / cfg.data_dir)
     config = load(cfg)
     validate(config)
+    rundir.API_CALL = list(overrides)  # summary.json's command and the resume hint name this call
     try:
         experiment = Experiment(config, run_dir, resume=rundir.prepare(config, run_dir))
     except rundir.RunComplete as done:
         rundir.release(run_dir)
+        rundir.API_CALL = None
         return done.summary
     except BaseException:
         rundir.release(run_dir)
+        rundir.API_CALL = None
         raise
     hydra_dir = run_dir / ".hydra"
     if not (hydra_dir / "config.yaml").exists():  # a fresh run: record its config as Hydra does
@@ -66,3 +69,4 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
         logger.setLevel(level)
         handler.close()
         rundir.release(run_dir)
+        rundir.API_CALL = None

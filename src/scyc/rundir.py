@@ -71,10 +71,22 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     ]
 
 
+API_CALL: list[str] | None = None  # the overrides of a running scyc.run() call (sys.argv is then the notebook's)
+
+
+def command() -> str:
+    """How this run was started, for summary.json: the command line, or the scyc.run() call."""
+    return f"scyc.run(overrides={API_CALL!r}, ...)" if API_CALL is not None else " ".join(sys.argv)
+
+
 def resume_command(run_dir: Path) -> str:
     """The command line that resumes this run: this invocation's arguments plus hydra.run.dir and resume=true
-    (for a job of a sweep: the sweep again, with its hydra.sweep.dir and resume=true)."""
+    (for a job of a sweep: the sweep again, with its hydra.sweep.dir and resume=true; for scyc.run(): that call
+    with resume=true)."""
     drop = ("hydra.run.dir=", "hydra.sweep.dir=", "resume=", "+resume=")
+    if API_CALL is not None:
+        kept = [a for a in API_CALL if not a.startswith(drop)]
+        return f"scyc.run(overrides={[*kept, 'resume=true']!r}, run_dir={str(run_dir)!r})"
     args = [a for a in sys.argv[1:] if not a.startswith(drop)]
     script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
     if "-m" in args or "--multirun" in args:

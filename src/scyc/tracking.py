@@ -14,7 +14,6 @@ import logging
 import os
 import platform
 import socket
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -287,7 +286,9 @@ class RunOutputs:
 
 def provenance() -> dict[str, Any]:
     """Versions and the command line, for summary.json."""
+    from scyc import rundir
+
     return {
         "versions": {"scyc": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "command": " ".join(sys.argv),
+        "command": rundir.command(),
     }
