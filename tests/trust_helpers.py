@@ -144,11 +144,6 @@ def bash_blocks(text: str) -> list[str]:
 # or, for one case of a parametrised test, by its full name: remove a name when its behaviour lands.
 NOT_BUILT = {
     "test_item1_wandb_online_without_network_marks_the_run_failed",
-    "test_item2_second_run_refused_by_the_lock_leaves_hydra_untouched",
-    "test_item2_refused_resume_with_a_changed_rate_leaves_the_run_dir_as_found",
-    "test_item3_kill_before_first_checkpoint_then_resume_does_not_duplicate_rows",
-    "test_item4_resume_on_different_data_is_refused_then_allowed_and_logged",
-    "test_item5_refused_bad_input_leaves_no_run_looking_dir",
     "test_item5_failed_cifar10_download_leaves_no_empty_data_dir",
     "test_item6_refused_at_start_up_before_training",
     "test_item7_damaged_data_file_one_line_naming_it[truncated]",
@@ -171,5 +166,4 @@ NOT_BUILT = {
     "test_item17_offline_run_logs_tables_as_artifacts_and_sets_job_type",
     "test_item17_sweep_group_is_its_overrides_not_its_directory",
     "test_item18_common_n_goes_to_a_note_and_title_names_the_setting",
-    "test_item19_extending_a_finished_run_by_one_round",
 }
