@@ -305,10 +305,12 @@ class Experiment:
         wandb_id = self.outputs.start(summary, self.resume)  # on resume: tables back to the checkpoint
         self.checkpointer.adopt(self.resume)
         if self.resume is not None:
-            (r, e), saved = checkpoint.position(self.resume[0]), self.resume[0]["config"]["pruner"]["rounds"]
-            log.info("resuming %s from %s (round %d, %d epoch(s) of it done)%s", self.run_dir, self.resume[1].name,
-                     r, e, f"; extending the run from {saved} to {self.rounds} rounds" if self.rounds > saved else "")  # fmt: skip
-            if self.data_change:
+            ckpt, path = self.resume
+            saved = ckpt["config"]["pruner"]["rounds"]
+            extend = f"; extending the run from {saved} to {self.rounds} rounds" if self.rounds > saved else ""
+            log.info("resuming %s from %s (round %d, %d epoch(s) of it done)%s", self.run_dir, path.name,
+                     *checkpoint.position(ckpt), extend)  # fmt: skip
+            if self.data_change and self.outputs.is_main:  # rank 0 keeps the list of resumes
                 self.outputs.summary["resumes"][-1]["data_changed"] = self.data_change
         elif cfg.resume:
             log.info("resume=true: no checkpoint in %s yet, starting the run from the beginning", self.run_dir)

@@ -181,6 +181,11 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
         return {"status": "unreadable summary.json"}
 
 
+def _has_results(run_dir: Path) -> bool:
+    results = run_dir / "results.csv"
+    return results.exists() and len(results.read_text().splitlines()) > 1
+
+
 def _continue_hint(run_dir: Path, ckpt: Checkpointer, config: Any) -> str:
     """How to continue the run in ``run_dir``, only ever a command that works: this invocation with
     resume=true when its settings fit the checkpoint's, else the run's own recorded overrides."""
@@ -188,6 +193,8 @@ def _continue_hint(run_dir: Path, ckpt: Checkpointer, config: Any) -> str:
         loaded = ckpt.load_latest()
     except ConfigError:
         loaded = None
+    if loaded is None and _has_results(run_dir) and _read_summary(run_dir).get("status") != "complete":
+        return "It has no usable checkpoint to continue from."
     diffs = config_differences(loaded[0]["config"], config.raw) if loaded else []
     if not diffs:
         return f"To continue it: {resume_command(run_dir)}"
@@ -236,8 +243,7 @@ def prepare(config: Any, run_dir: Path) -> Resume | None:
     if done:
         raise RunComplete(run_dir, summary)
     if loaded is None:
-        results = run_dir / "results.csv"
-        if results.exists() and len(results.read_text().splitlines()) > 1:
+        if _has_results(run_dir):
             raise ConfigError(
                 f"resume=true: {run_dir} holds results but no checkpoint to resume from; start a new run in "
                 "another hydra.run.dir"
