@@ -186,6 +186,18 @@ def test_refuses_to_overwrite_a_run_and_says_how_to_resume(tmp_path, reference):
     assert changed.returncode == 2 and "train.epochs: 2 in the checkpoint, 3 now" in changed.stderr
 
 
+def test_extending_a_finished_run_gives_the_run_that_had_the_rounds_from_the_start(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    two = [o for o in TINY if not o.startswith("pruner.rounds=")]
+    run_train(run_dir, *two, "pruner.rounds=2")
+    extended = run_train(run_dir, *two, "pruner.rounds=3", "resume=true")
+    assert "extending the run from 2 to 3 rounds" in extended.stdout + extended.stderr
+    assert_same_outputs(reference, run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["rounds"] == 3 and summary["rounds_completed"] == 3
+    assert summary["resumes"][0]["previous_status"] == "complete"
+
+
 def test_resume_true_on_an_empty_dir_starts_the_run(tmp_path):
     run_dir = tmp_path / "run"
     run_train(run_dir, "dataset.train_subset=300", "pruner.rounds=1", "train.epochs=1", "resume=true")

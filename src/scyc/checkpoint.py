@@ -115,10 +115,13 @@ class Checkpointer:
         for _, path in epochs[: max(0, len(epochs) - self.keep)]:
             path.unlink(missing_ok=True)
 
-    def adopt(self, state: dict[str, Any], path: Path) -> None:
-        """After resuming from ``path``: remember what ``last.pt`` holds so the next save keeps it."""
-        if path.name == LAST:
-            self._last = (state["kind"], position(state))
+    def adopt(self, resume: tuple[dict[str, Any], Path] | None) -> None:
+        """When the run starts: remove the temporaries of a killed writer; after resuming from a checkpoint,
+        remember what ``last.pt`` holds so the next save keeps it."""
+        for stale in self.dir.glob(".*") if self.dir.is_dir() else ():
+            stale.unlink(missing_ok=True)
+        if resume is not None and resume[1].name == LAST:
+            self._last = (resume[0]["kind"], position(resume[0]))
 
     def named(self) -> list[tuple[tuple[int, int], Path]]:
         """Epoch and round files with the position each holds, newest first (round files after epoch files
@@ -142,8 +145,6 @@ class Checkpointer:
 
         ``last.pt`` is normally the newest; a round file is newer when the process died between writing
         ``round_RR.pt`` and ``last.pt``."""
-        for stale in self.dir.glob(".*") if self.dir.is_dir() else ():  # temporaries of a killed writer
-            stale.unlink(missing_ok=True)
         tried: list[str] = []
 
         def attempt(path: Path) -> dict[str, Any] | None:

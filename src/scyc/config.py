@@ -172,6 +172,7 @@ class Config:
     data_dir: str = MISSING
     progress: bool = MISSING
     resume: bool = MISSING
+    resume_allow_data_change: bool = MISSING
     deterministic: bool = MISSING
 
 

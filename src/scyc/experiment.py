@@ -93,6 +93,9 @@ class Experiment:
         seed_everything(cfg.seed)
         self.data: DataSplits = build_data({"name": cfg.dataset.name, **cfg.dataset.options()}, self.device,
                                            cfg.data_dir)  # fmt: skip
+        self.data_fingerprint = self.data.raw.fingerprint()  # checkpointed: resuming on other data is refused
+        self.data_change = rundir.check_data(resume[0].get("data") if resume else None, self.data_fingerprint,
+                                             cfg.resume_allow_data_change)  # fmt: skip
         model = create_model(
             cfg.model.name,
             num_classes=self.data.num_classes,
@@ -308,8 +311,17 @@ class Experiment:
             **provenance(),
         }  # fmt: skip
         wandb_id = self.outputs.start(summary, self.resume)  # on resume: tables back to the checkpoint
+        self.checkpointer.adopt(self.resume)
         if self.resume is not None:
-            self.checkpointer.adopt(*self.resume)
+            ckpt, path = self.resume
+            saved = ckpt["config"]["pruner"]["rounds"]
+            extend = f"; extending the run from {saved} to {self.rounds} rounds" if self.rounds > saved else ""
+            log.info("resuming %s from %s (round %d, %d epoch(s) of it done)%s", self.run_dir, path.name,
+                     *checkpoint.position(ckpt), extend)  # fmt: skip
+            if self.data_change and self.outputs.is_main:  # rank 0 keeps the list of resumes
+                self.outputs.summary["resumes"][-1]["data_changed"] = self.data_change
+        elif cfg.resume:
+            log.info("resume=true: no checkpoint in %s yet, starting the run from the beginning", self.run_dir)
         self.outputs.write_summary()
         # tags, and the sweep's name as group in a multirun
         self.outputs.open_wandb(wandb_settings(cfg), cfg.raw, run_id=wandb_id)
@@ -324,7 +336,7 @@ class Experiment:
             round=progress.state_dict() if progress is not None else None,
             callbacks=[cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
             schedule=self.schedule.state_dict(), wandb_id=self.outputs.summary.get("wandb_id"), threads=torch.get_num_threads(), saved_at=time.time(),
-            torch_version=str(torch.__version__),
+            torch_version=str(torch.__version__), data=self.data_fingerprint,
         ))  # fmt: skip
         self.outputs.write_summary(
             checkpoint={"path": str(path), "round": position[0], "epochs_done": position[1],
@@ -395,8 +407,11 @@ def main(cfg: DictConfig) -> float:
             validate(config)  # the one validation pass; the constructors below check their own parameters
             _note_paper_preset(HydraConfig.get().runtime.choices)
             experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
+            if env.is_main:  # accepted: now .hydra/ records this invocation
+                rundir.accept(run_dir, cfg)
         except rundir.RunComplete as done:
             if env.is_main:
+                rundir.abandon(run_dir)
                 print(done, file=sys.stderr)
             return float(done.summary.get("final_val_acc", math.nan))
         except ConfigError as exc:
@@ -406,6 +421,8 @@ def main(cfg: DictConfig) -> float:
                 if summary.is_main and not (run_dir / "summary.json").exists():  # never clobber a run's summary
                     summary.write_summary(status="failed", reason=f"ConfigError: {exc}")
                 raise
+            if distributed.is_main():  # the run dir as found: no lock file, no folder, no log of this call
+                rundir.abandon(run_dir)
             sys.exit(2)
         try:
             return float(experiment.run()["final_val_acc"])

@@ -2,12 +2,16 @@
 fresh run, resume the newest loadable checkpoint (``resume=true``), or refuse.
 
 - A directory that holds a run (``RUN_MARKERS`` or checkpoints) is never overwritten: without
-  ``resume=true`` the invocation is refused with the command that resumes it, and Hydra's rewrite of
-  ``.hydra/`` by the refused invocation is undone from the first invocation's backup.
-- ``resume=true`` needs the checkpoint's config, minus ``RESUME_MAY_CHANGE``; a finished run raises
-  ``RunComplete``; a directory with results but no checkpoint is refused.
+  ``resume=true`` the invocation is refused with a command that resumes it.
+- ``resume=true`` needs the checkpoint's config, minus ``RESUME_MAY_CHANGE``; ``pruner.rounds`` may grow
+  (the run is extended); a finished run raises ``RunComplete``; a directory with results but no
+  checkpoint is refused.
 - ``<run_dir>/.lock`` (``filelock``) keeps a second process out while the run lives; the OS releases
   it on any exit, SIGKILL included.
+- A refused invocation leaves the directory as it found it: Hydra does not write ``.hydra/``
+  (``hydra.output_subdir: null``, its log file opens on the first line), ``accept`` writes it once the
+  invocation is accepted, and ``abandon`` removes what a refused invocation made (its lock file, the
+  folders Hydra created for it, noted by ``RunDirWatch``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ log = logging.getLogger("scyc")
 RUN_MARKERS = ("summary.json", "results.csv", "epochs.csv", "lr_trace.csv")
 # Config keys a resumed run may change: none of them alters what is computed.
 RESUME_MAY_CHANGE = ("resume", "progress", "wandb", "device", "data_dir", "dataset.root", "dataset.download",
-                     "checkpoint")  # fmt: skip
+                     "checkpoint", "resume_allow_data_change")  # fmt: skip
+RESUME_MAY_GROW = ("pruner.rounds",)  # a larger value extends the run: the rounds done stay what they are
 Resume = tuple[dict[str, Any], Path]  # a loaded checkpoint and its path
 
 
@@ -60,15 +65,32 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys whose values differ between the checkpoint's config and this invocation's, minus the ones
-    a resumed run may change (``RESUME_MAY_CHANGE``)."""
+    a resumed run may change (``RESUME_MAY_CHANGE``) or increase (``RESUME_MAY_GROW``)."""
     a, b = _flatten(saved), _flatten(current)
-    allowed = lambda k: any(k == p or k.startswith(p + ".") for p in RESUME_MAY_CHANGE)  # noqa: E731
+
+    def allowed(k: str) -> bool:
+        grown = k in RESUME_MAY_GROW and isinstance(a.get(k), int) and isinstance(b.get(k), int) and b[k] > a[k]
+        return grown or any(k == p or k.startswith(p + ".") for p in RESUME_MAY_CHANGE)
+
     missing = object()
     return [
         f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now"
         for k in sorted(set(a) | set(b))
         if not allowed(k) and a.get(k, missing) != b.get(k, missing)
     ]
+
+
+def check_data(saved: str | None, now: str, allow: bool) -> str | None:
+    """A resume on data other than the checkpoint's (``RawData.fingerprint``) is refused unless
+    ``resume_allow_data_change=true``; returns the change then (logged, and recorded in summary.json)."""
+    if saved is None or saved == now:
+        return None
+    change = f"the data changed since the checkpoint ({saved} then, {now} now)"
+    if not allow:
+        raise ConfigError(f"resume=true, but {change}: resume on the run's own data, or set "
+                          "resume_allow_data_change=true to go on with these (it is recorded)")  # fmt: skip
+    log.warning("%s; going on because resume_allow_data_change=true", change)
+    return change
 
 
 API_CALL: list[str] | None = None  # the overrides of a running scyc.run() call (sys.argv is then the notebook's)
@@ -79,22 +101,23 @@ def command() -> str:
     return f"scyc.run(overrides={API_CALL!r}, ...)" if API_CALL is not None else " ".join(sys.argv)
 
 
-def resume_command(run_dir: Path) -> str:
-    """The command line that resumes this run: this invocation's arguments plus hydra.run.dir and resume=true
-    (for a job of a sweep: the sweep again, with its hydra.sweep.dir and resume=true; for scyc.run(): that call
-    with resume=true)."""
+def resume_command(run_dir: Path, args: list[str] | None = None) -> str:
+    """The command line that resumes this run: this invocation's arguments (or ``args``) plus hydra.run.dir and
+    resume=true (for a job of a sweep: the sweep again, with its hydra.sweep.dir and resume=true; for scyc.run():
+    that call with resume=true)."""
     drop = ("hydra.run.dir=", "hydra.sweep.dir=", "resume=", "+resume=")
-    if API_CALL is not None:
+    if API_CALL is not None and args is None:
         kept = [a for a in API_CALL if not a.startswith(drop)]
         return f"scyc.run(overrides={[*kept, 'resume=true']!r}, run_dir={str(run_dir)!r})"
-    args = [a for a in sys.argv[1:] if not a.startswith(drop)]
+    args = [a for a in (sys.argv[1:] if args is None else args) if not a.startswith(drop)]
     script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
     if "-m" in args or "--multirun" in args:
         return shlex.join(["python", script, *args, f"hydra.sweep.dir={run_dir.parent}", "resume=true"])
     return shlex.join(["python", script, *args, f"hydra.run.dir={run_dir}", "resume=true"])
 
 
-_LOCKS: dict[Path, FileLock] = {}  # held for the life of the process
+_LOCKS: dict[Path, tuple[FileLock, bool]] = {}  # held for the life of the process; True: this process made the file
+_CREATED: list[str] = []  # the folders of hydra.run.dir that did not exist when Hydra started (RunDirWatch)
 
 
 def lock(run_dir: Path) -> None:
@@ -102,14 +125,64 @@ def lock(run_dir: Path) -> None:
     path = (run_dir / ".lock").resolve()
     if path in _LOCKS:  # this process holds it already (e.g. main() called twice in one interpreter)
         return
-    held = FileLock(path)
+    held, created = FileLock(path), not path.exists()
     try:
         held.acquire(timeout=0)
     except Timeout as exc:
         summary = _read_summary(run_dir)
         holder = f"pid {summary['pid']} on {summary.get('host')}" if "pid" in summary else "another process"
         raise ConfigError(f"{run_dir} is in use by {holder}; wait for it or use another hydra.run.dir") from exc
-    _LOCKS[path] = held
+    _LOCKS[path] = (held, created)
+
+
+class RunDirWatch(Callback):
+    """A Hydra callback: notes which folders of ``hydra.run.dir`` do not exist yet when a run starts (Hydra
+    creates them before any code of ours runs), so that a refused invocation can remove them (``abandon``)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        path = Path(os.path.abspath(str(config.hydra.run.dir)))
+        _CREATED[:] = [str(p) for p in (path, *path.parents) if not p.exists()]
+
+
+def abandon(run_dir: Path) -> None:
+    """After a refusal, or a finished run with nothing to do: leave ``run_dir`` as this invocation found it.
+    The lock is released (its file removed if this process made it); in a folder Hydra created for this
+    invocation, the invocation's log goes too (it holds the lock: no one else wrote there), then every such
+    folder that is empty."""
+    path = (run_dir / ".lock").resolve()
+    held, created = _LOCKS.pop(path, (None, False))
+    if held is not None:
+        held.release()
+        if created:
+            path.unlink(missing_ok=True)
+    if not _CREATED or _CREATED[0] != os.path.abspath(run_dir):
+        return
+    if held is not None:
+        for logfile in Path(_CREATED[0]).glob("*.log"):
+            logfile.unlink()
+    for folder in _CREATED:  # deepest first
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty: keep it and its parents
+            break
+    _CREATED.clear()
+
+
+def accept(run_dir: Path, cfg: DictConfig) -> None:
+    """This invocation is accepted: write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` as Hydra
+    would (conf/config.yaml turns Hydra's own writing off: it came before our checks); from now on ``abandon``
+    leaves the lock file and the folders alone."""
+    from hydra.core.hydra_config import HydraConfig
+
+    path = (run_dir / ".lock").resolve()
+    if path in _LOCKS:
+        _LOCKS[path] = (_LOCKS[path][0], False)
+    _CREATED.clear()
+    hydra_dir = run_dir / ".hydra"
+    atomic_write(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    if HydraConfig.initialized():
+        atomic_write(hydra_dir / "hydra.yaml", OmegaConf.to_yaml(HydraConfig.instance().cfg))
+        atomic_write(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(HydraConfig.get().overrides.task))
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any]:
@@ -120,11 +193,29 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
         return {"status": "unreadable summary.json"}
 
 
-def _copy_yaml(src: Path, dst: Path) -> None:
-    if src.is_dir():
-        dst.mkdir(exist_ok=True)
-        for f in src.glob("*.yaml"):
-            atomic_write(dst / f.name, f.read_text())
+def _has_results(run_dir: Path) -> bool:
+    results = run_dir / "results.csv"
+    return results.exists() and len(results.read_text().splitlines()) > 1
+
+
+def _continue_hint(run_dir: Path, ckpt: Checkpointer, config: Any) -> str:
+    """How to continue the run in ``run_dir``, only ever a command that works: this invocation with
+    resume=true when its settings fit the checkpoint's, else the run's own recorded overrides."""
+    try:
+        loaded = ckpt.load_latest()
+    except ConfigError:
+        loaded = None
+    if loaded is None and _has_results(run_dir) and _read_summary(run_dir).get("status") != "complete":
+        return "It has no usable checkpoint to continue from."
+    diffs = config_differences(loaded[0]["config"], config.raw) if loaded else []
+    if not diffs:
+        return f"To continue it: {resume_command(run_dir)}"
+    try:
+        own = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+        how = f": {resume_command(run_dir, own)}"
+    except (OSError, ValueError, TypeError):
+        how = " and resume=true"
+    return f"This invocation's settings differ from the run's ({'; '.join(diffs)}); to continue it with its own{how}"
 
 
 def check_usable(run_dir: Path, key: str = "hydra.run.dir") -> None:
@@ -165,19 +256,13 @@ def prepare(config: Any, run_dir: Path) -> Resume | None:
     ckpt = Checkpointer(run_dir / "checkpoints")
     summary = _read_summary(run_dir)
     present = [m for m in RUN_MARKERS if (run_dir / m).exists()] + (["checkpoints/"] if ckpt.candidates() else [])
-    hydra_dir = run_dir / ".hydra"
-    backup = hydra_dir / "first_invocation"  # Hydra rewrites .hydra/ on every invocation: keep the first's
-
     if not config.resume:
         if present:
-            if backup.is_dir():  # Hydra has just overwritten .hydra/ with this refused invocation: undo that
-                _copy_yaml(backup, hydra_dir)
             raise ConfigError(
                 f"{run_dir} already holds a run (status: {summary.get('status', 'unknown')}; found "
-                f"{', '.join(present)}). To continue it: {resume_command(run_dir)}  -- or choose another "
+                f"{', '.join(present)}). {_continue_hint(run_dir, ckpt, config)}  -- or choose another "
                 "hydra.run.dir for a new run"
             )
-        _copy_yaml(hydra_dir, backup)
         return None
 
     try:
@@ -186,6 +271,7 @@ def prepare(config: Any, run_dir: Path) -> Resume | None:
         if summary.get("status") != "complete":
             raise
         loaded = None  # a finished run whose checkpoints were removed or damaged: still finished
+    done = summary.get("status") == "complete"
     if loaded is not None:
         diffs = config_differences(loaded[0]["config"], config.raw)
         if diffs:
@@ -193,21 +279,17 @@ def prepare(config: Any, run_dir: Path) -> Resume | None:
                 "resume=true, but the configuration differs from the run's checkpoint (resume with the run's "
                 f"own settings, or start a new run in another hydra.run.dir): {'; '.join(diffs)}"
             )
-    if summary.get("status") == "complete":
+        done = done and position(loaded[0])[0] >= config.pruner.rounds  # a larger pruner.rounds extends it
+    if done:
         raise RunComplete(run_dir, summary)
     if loaded is None:
-        results = run_dir / "results.csv"
-        if results.exists() and len(results.read_text().splitlines()) > 1:
+        if _has_results(run_dir):
             raise ConfigError(
                 f"resume=true: {run_dir} holds results but no checkpoint to resume from; start a new run in "
                 "another hydra.run.dir"
             )
-        log.info("resume=true: no checkpoint in %s yet, starting the run from the beginning", run_dir)
-        _copy_yaml(hydra_dir, backup)
-        return None
-    state, path = loaded
-    log.info("resuming %s from %s (round %d, %d epoch(s) of it done)", run_dir, path.name, *position(state))
-    return state, path
+        return None  # the run says so when it starts (nothing is logged before an invocation is accepted)
+    return loaded
 
 
 def prepare_all_ranks(config: Any, run_dir: Path, env: Any) -> Resume | None:

@@ -197,6 +197,7 @@ class RunOutputs:
 
     def __init__(self, run_dir: Path, is_main: bool = True) -> None:
         self.run_dir, self.is_main = Path(run_dir), is_main
+        self.fresh = False  # a run started afresh: every file it writes begins empty (start)
         if is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.results = self.table("results.csv", RESULT_COLUMNS)
@@ -207,7 +208,18 @@ class RunOutputs:
         self.log_every_steps = 50
 
     def table(self, name: str, columns: Sequence[str]) -> CsvTable:
-        return CsvTable(self.run_dir / name, columns, write=self.is_main)
+        """A CSV of the run; on a fresh start, emptied of what a killed earlier attempt wrote."""
+        table = CsvTable(self.run_dir / name, columns, write=self.is_main)
+        if self.fresh:
+            table.reset([])
+        return table
+
+    def file(self, name: str) -> Path:
+        """A file of the run that is rewritten whole (e.g. an .npz); on a fresh start, a killed attempt's is removed."""
+        path = self.run_dir / name
+        if self.fresh and self.is_main:
+            path.unlink(missing_ok=True)
+        return path
 
     def write_summary(self, **updates: Any) -> None:
         self.summary.update(updates)
@@ -215,17 +227,17 @@ class RunOutputs:
             atomic_write_json(self.run_dir / "summary.json", self.summary)
 
     def start(self, summary: dict[str, Any], resume: tuple[dict[str, Any], Path] | None) -> str | None:
-        """At run start: the summary with provenance; the tables emptied (a fresh run: whatever a run killed
-        before its first checkpoint left) or cut back to the checkpoint's rows (resume). Returns the W&B
-        run id to continue (None for a new W&B run)."""
+        """At run start: the summary with provenance; every table emptied (a fresh run: whatever a run killed
+        before its first checkpoint left, also in the tables callbacks open later) or cut back to the
+        checkpoint's rows (resume). Returns the W&B run id to continue (None for a new W&B run)."""
         self.summary = dict(summary, pid=os.getpid(), host=socket.gethostname(),
                             started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
         if not self.is_main:
             return None
         if resume is None:
-            self.results.reset([])
-            self.epochs.reset([])
-            self.lr.path.unlink(missing_ok=True)
+            self.fresh = True
+            for table in (self.results, self.epochs, self.lr):
+                table.reset([])
             return None
         ckpt, path = resume
         self.results.reset(ckpt["state"]["results"])

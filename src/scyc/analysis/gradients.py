@@ -468,6 +468,7 @@ class GradientAnalysis(Callback):
             populations=POPULATIONS,
         )
         self.table = run.outputs.table("grad_stats.csv", STAT_COLUMNS)
+        self.hist_path = run.outputs.file("grad_hist.npz")
         self.outputs = run.outputs
         run.outputs.wandb.define_metric("grad/*", step_metric="round/index")
         run.outputs.wandb.define_metric("grad_hist/*", step_metric="round/index")
@@ -497,8 +498,11 @@ class GradientAnalysis(Callback):
             for d in state["measurements"]
         ]  # fmt: skip
         self.table.reset([row for r, w, m in self.measurements for row in m.rows(r, w)])
-        if self.measurements and self.outputs.is_main:
-            write_hist_npz(self.table.path.parent / "grad_hist.npz", self.measurements, self.probe.normalize)
+        if self.outputs.is_main:  # the checkpoint's measurements, no more
+            if self.measurements:
+                write_hist_npz(self.hist_path, self.measurements, self.probe.normalize)
+            else:
+                self.hist_path.unlink(missing_ok=True)
 
     def on_round_end(self, run: RunView, result: RoundResult) -> None:
         self.measure(run, result.round, "end")
@@ -509,7 +513,7 @@ class GradientAnalysis(Callback):
         if not run.outputs.is_main:  # data-parallel runs: rank 0 writes and logs
             return m
         self.table.stream(m.rows(round_idx, when))
-        write_hist_npz(run.run_dir / "grad_hist.npz", self.measurements, self.probe.normalize)
+        write_hist_npz(self.hist_path, self.measurements, self.probe.normalize)
         scalars = {"round/index": round_idx}
         hists = {}
         for i, (layer, pop) in enumerate(zip(m.layers, m.population)):

@@ -9,6 +9,7 @@ workers in the hot loop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,3 +95,12 @@ class RawData:
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.train_x.shape[2:])  # type: ignore[return-value]
+
+    def fingerprint(self) -> str:
+        """Sizes and a SHA-256 of every array (about 1 GB/s: 0.05 s for Fashion-MNIST), recorded in checkpoints:
+        resuming on other data is refused (``resume_allow_data_change``)."""
+        digest = hashlib.sha256()
+        for t in (self.train_x, self.train_y, self.test_x, self.test_y):
+            digest.update(f"{tuple(t.shape)} {t.dtype};".encode())
+            digest.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
+        return f"{len(self.train_x)} train / {len(self.test_x)} test examples, sha256 {digest.hexdigest()[:16]}"
