@@ -302,7 +302,12 @@ def test_multirun_callback_writes_the_table(tmp_path):
     for name in ("table.md", "table.csv", "table.tex", "accuracy_vs_sparsity.png", "excluded_runs.csv"):
         assert (sweep / name).exists(), name
     md = read_md(sweep / "table.md")
-    assert "| scyc | " in md and "| constant | " in md and "n = 2 seeds in every cell" in md and "S-Cyc − best benchmark" in md
+    assert (
+        "| scyc | " in md
+        and "| constant | " in md
+        and "n = 2 seeds in every cell" in md
+        and "S-Cyc − best benchmark" in md
+    )
     csv = pd.read_csv(sweep / "table.csv")
     assert sorted(csv["sparsity"].unique()) == [0.0, 0.2]
     assert "Runs: 4 included, 0 excluded." in md
