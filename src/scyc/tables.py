@@ -502,7 +502,7 @@ def plot(table: Table, path: Path, log_remaining: bool = False) -> None:
     else:
         ax.set_xlabel("sparsity (% of prunable weights removed)")
     ax.set_ylabel("test accuracy (%)" + (" at best val epoch" if table.select == "best_val" else ""))
-    ax.set_title(f"{table.sweep_dir.name}: mean ± std over seeds", fontsize=10)
+    ax.set_title(f"{table.title}: mean ± std over seeds", fontsize=10)
     ax.grid(alpha=0.3)
     if table.rows:
         ax.legend(fontsize=8)
