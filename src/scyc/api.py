@@ -43,12 +43,12 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
     rundir.API_CALL = list(overrides)  # summary.json's command and the resume hint name this call
     try:
         experiment = Experiment(config, run_dir, resume=rundir.prepare(config, run_dir))
-    except rundir.RunComplete as done:
-        rundir.release(run_dir)
+    except rundir.RunComplete as done:  # nothing to do, or refused: the run dir as this call found it
+        rundir.abandon(run_dir)
         rundir.API_CALL = None
         return done.summary
     except BaseException:
-        rundir.release(run_dir)
+        rundir.abandon(run_dir)
         rundir.API_CALL = None
         raise
     hydra_dir = run_dir / ".hydra"

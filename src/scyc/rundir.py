@@ -320,6 +320,6 @@ def prepare_all_ranks(config: Any, run_dir: Path, env: Any) -> Resume | None:
 def release(run_dir: Path) -> None:
     """Release this process's ``<run_dir>/.lock`` (the Python API, at the end of each run; a CLI process
     keeps it until it exits)."""
-    held = _LOCKS.pop((Path(run_dir) / ".lock").resolve(), None)
+    held, _ = _LOCKS.pop((Path(run_dir) / ".lock").resolve(), (None, False))
     if held is not None:
         held.release()
