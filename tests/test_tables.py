@@ -311,6 +311,7 @@ def test_multirun_callback_writes_the_table(tmp_path):
     csv = pd.read_csv(sweep / "table.csv")
     assert sorted(csv["sparsity"].unique()) == [0.0, 0.2]
     assert "Runs: 4 included, 0 excluded." in md
+    assert "made by `python train.py -m " in md and "schedule=scyc,constant seed=0,1`" in md  # the sweep's command
 
 
 def test_multirun_with_a_failed_run_still_writes_the_table_listing_it(tmp_path):

@@ -435,8 +435,22 @@ def _notes(table: Table) -> list[str]:
     return notes
 
 
+def _sweep_task(sweep_dir: Path) -> list[str] | None:
+    """The overrides of the multirun that made ``sweep_dir`` (its multirun.yaml), if Hydra wrote one."""
+    try:
+        return list(yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["hydra"]["overrides"]["task"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
 def render_markdown(table: Table, decimals: int = 2) -> str:
-    parts = [f"# Results: {table.title}", "", f"Sweep: `{_rel(table.sweep_dir, Path.cwd())}`.", ""]
+    parts = [
+        f"# Results: {table.title}",
+        "",
+        f"Sweep: `{_rel(table.sweep_dir, Path.cwd())}`"
+        + (f", made by `python train.py -m {' '.join(task)}`." if (task := _sweep_task(table.sweep_dir)) else "."),
+        "",
+    ]
     if table.rows and len(table.columns) > WIDE_COLUMNS:  # deep sweeps: one line per sparsity, readable
         parts += [_md_table(display_frame(table, decimals).T, "sparsity"), ""]
     elif table.rows:
