@@ -47,13 +47,10 @@ def verdict_table(run_dirs: list[Path], level: float = 0.95) -> pd.DataFrame:
     """Per population: std(deepest round) / std(round 0), global, end of round; mean and t-interval over runs."""
     from scipy import stats
 
-    rows = []
+    rows, stats_per_run = [], [g for g in (RunDir(d).grad_stats for d in run_dirs) if g is not None]
     for population in ("surviving", "all_zeroed", "all_raw"):
         ratios, sparsity = [], []
-        for d in run_dirs:
-            g = RunDir(d).grad_stats
-            if g is None:
-                continue
+        for g in stats_per_run:
             g = g[(g["layer"] == GLOBAL) & (g["population"] == population) & (g["when"] == "end")]
             if len(g) >= 2:
                 first, last = g.loc[g["round"].idxmin()], g.loc[g["round"].idxmax()]

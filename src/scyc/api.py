@@ -25,12 +25,9 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
     ``train.log``, like a CLI run's.
     """
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from scyc import rundir
     from scyc.config import load, register_configs, validate
-    from scyc.experiment import Experiment
-    from scyc.utils import atomic_write
 
     register_configs()
     conf, run_dir = Path(config_dir or CONF).resolve(), Path(run_dir)
@@ -42,20 +39,32 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
     validate(config)
     rundir.API_CALL = list(overrides)  # summary.json's command and the resume hint name this call
     try:
+        return _run(config, cfg, list(overrides), run_dir)
+    finally:
+        rundir.API_CALL = None
+
+
+def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str, Any]:
+    """``run`` once the config is valid: the CLI's run-dir decision, then the run with its own log file."""
+    from omegaconf import OmegaConf
+
+    from scyc import rundir
+    from scyc.experiment import Experiment
+    from scyc.utils import atomic_write
+
+    try:
         experiment = Experiment(config, run_dir, resume=rundir.prepare(config, run_dir))
     except rundir.RunComplete as done:  # nothing to do, or refused: the run dir as this call found it
         rundir.abandon(run_dir)
-        rundir.API_CALL = None
         return done.summary
     except BaseException:
         rundir.abandon(run_dir)
-        rundir.API_CALL = None
         raise
     hydra_dir = run_dir / ".hydra"
     if not (hydra_dir / "config.yaml").exists():  # a fresh run: record its config as Hydra does
         hydra_dir.mkdir(exist_ok=True)
         atomic_write(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-        atomic_write(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+        atomic_write(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
     handler = logging.FileHandler(run_dir / "train.log")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger = logging.getLogger("scyc")
@@ -69,4 +78,3 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
         logger.setLevel(level)
         handler.close()
         rundir.release(run_dir)
-        rundir.API_CALL = None
