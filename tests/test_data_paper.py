@@ -131,7 +131,7 @@ def test_tiny_imagenet_missing_and_malformed_files_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"val_annotations.txt:3: wnid 'n99999999' is not in .*wnids.txt"):
         build_data(tin_cfg(tmp_path), CPU)
     ann.unlink()
-    with pytest.raises(ConfigError, match="val_annotations.txt is missing"):
+    with pytest.raises(ConfigError, match="val_annotations.txt is missing; remove that folder and fetch it again"):
         build_data(tin_cfg(tmp_path), CPU)
     written = make_tiny_imagenet(tmp_path, n_classes=2, train_per_class=2, val_per_class=1)
     bad = written["train"][0][0]
@@ -140,3 +140,14 @@ def test_tiny_imagenet_missing_and_malformed_files_are_named(tmp_path):
         build_data(tin_cfg(tmp_path, cache=False), CPU)
     with pytest.raises(ConfigError, match="dataset.crop_padding=-1"):
         build_data(tin_cfg(tmp_path, crop_padding=-1), CPU)
+
+
+def test_tiny_imagenet_failed_download_does_not_suggest_download_again(tmp_path, monkeypatch):
+    def offline(dest):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tin, "fetch", offline)
+    with pytest.raises(ConfigError, match="download of Tiny-ImageNet-200 .* failed .*network unreachable") as err:
+        build_data(tin_cfg(tmp_path / "tin", download=True), CPU)
+    assert "dataset.download=true" not in str(err.value) and "scripts/fetch_data.py imagenet200" in str(err.value)
+    assert not (tmp_path / "tin").exists()  # the refused call leaves nothing behind

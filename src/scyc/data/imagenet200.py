@@ -41,10 +41,13 @@ SIZE = 64
 MEAN = (0.4802, 0.4481, 0.3975)
 STD = (0.2770, 0.2691, 0.2821)
 CACHE_VERSION = 1
+FETCH_SCRIPT = "`python scripts/fetch_data.py imagenet200 --data-dir <dir>`"
 HOW_TO_FETCH = (
-    f"fetch it with `python scripts/fetch_data.py imagenet200 --data-dir <dir>` or dataset.download=true (needs the internet; "
-    f"{URL}) and point dataset.root at the unpacked {FOLDER}/ or its parent"
+    f"fetch it with {FETCH_SCRIPT} or dataset.download=true (needs the internet; {URL}) and point dataset.root at "
+    f"the unpacked {FOLDER}/ or its parent"
 )
+# A folder with wnids.txt counts as found, so dataset.download=true would not fetch over an incomplete one.
+REFETCH = f"remove that folder and fetch it again with {FETCH_SCRIPT} (or dataset.download=true)"
 
 
 def find_folder(root: Path) -> Path | None:
@@ -77,14 +80,14 @@ def list_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]], list[tu
     for wnid in wnids:
         images = folder / "train" / wnid / "images"
         if not images.is_dir():
-            raise ConfigError(f"Tiny-ImageNet-200 in {folder} is incomplete: {images} is missing; " + HOW_TO_FETCH)
+            raise ConfigError(f"Tiny-ImageNet-200 in {folder} is incomplete: {images} is missing; " + REFETCH)
         files = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpeg", ".jpg"))
         if not files:
             raise ConfigError(f"{images} holds no JPEG images")
         train += [(p, index[wnid]) for p in files]
     ann = folder / "val" / "val_annotations.txt"
     if not ann.is_file():
-        raise ConfigError(f"Tiny-ImageNet-200 in {folder} is incomplete: {ann} is missing; " + HOW_TO_FETCH)
+        raise ConfigError(f"Tiny-ImageNet-200 in {folder} is incomplete: {ann} is missing; " + REFETCH)
     val: list[tuple[Path, int]] = []
     for n, line in enumerate(ann.read_text().splitlines(), 1):
         if not line.strip():
@@ -190,7 +193,11 @@ def imagenet200(
         looked[0],
         "Tiny-ImageNet-200",
         f"Tiny-ImageNet-200 not found: no wnids.txt in {where}; "
-        + HOW_TO_FETCH
+        + (
+            f"fetch it with {FETCH_SCRIPT} and point dataset.root at the unpacked {FOLDER}/ or its parent"
+            if download
+            else HOW_TO_FETCH
+        )
         + ("" if root is not None else "; or set dataset.root"),
     )
     wnids, train, val = list_files(folder)
