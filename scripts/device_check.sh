@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 smoke=()
 if [ "${1:-}" = --cpu-smoke ]; then smoke=(--cpu-smoke); shift; fi
 dir=${1:?usage: scripts/device_check.sh [--cpu-smoke] <dir>}
+# A second check into the same <dir> (a rerun after a timeout) starts clean: the first one's files are moved
+# aside, never mixed in or deleted (every section's runs would otherwise be refused as finished runs).
+if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
+  old="$dir.old-$(date +%Y%m%d-%H%M%S)"; mv "$dir" "$old"; echo "moved the previous $dir to $old"
+fi
 mkdir -p "$dir"
 py=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 if ! "$py" -c "import hydra, hydra_plugins.hydra_joblib_launcher" 2>/dev/null && [ -d .whl ]; then

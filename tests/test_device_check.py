@@ -41,6 +41,21 @@ def test_device_check_cpu_smoke_writes_every_section(tmp_path):
     print(f"cpu smoke: {seconds:.1f} s")  # the acceptance bar is a minute on the 2-core machine (not timed here)
 
 
+def test_device_check_into_a_used_dir_moves_the_old_files_aside(tmp_path):
+    """A rerun (after a timeout on the lent GPU) into the same <dir> starts clean, and loses nothing."""
+    out = tmp_path / "dc"
+    out.mkdir()
+    (out / "device_check.json").write_text("{}")
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": "true"}  # every python step a no-op: only the shell's own logic runs
+    proc = subprocess.run(
+        ["bash", "scripts/device_check.sh", str(out)], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (old,) = tmp_path.glob("dc.old-*")
+    assert (old / "device_check.json").read_text() == "{}" and "moved the previous" in proc.stdout
+    assert out.is_dir() and not (out / "device_check.json").exists()
+
+
 def speed(model: str, device: str, **train) -> Speed:
     net = create_model(model, num_classes=10, in_channels=1, image_size=(28, 28))
     return Speed.from_config(OmegaConf.create({"precision": "fp32", **train}), torch.device(device), net)
