@@ -31,7 +31,7 @@ TUNE_ARGS  ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 RESULTS    := docs/results/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help reproduce-table reproduce-table-conv table device-check tune docs
+.PHONY: setup data run test test-all lint format clean help reproduce-table reproduce-table-conv reproduce-pruners reproduce-resets table device-check tune docs
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
@@ -41,6 +41,7 @@ help:
 	@echo "make docs         redraw docs/figures/schedules.png and its data from conf/"
 	@echo "make reproduce-table   the paper's table, tuned, $(ROUNDS) rounds: $(SCHEDULES) x seeds $(SEEDS) on Fashion-MNIST"
 	@echo "make reproduce-table-conv   the same for LeNet-5 (conv net) on Fashion-MNIST, $(CONV_ROUNDS) rounds"
+	@echo "make reproduce-pruners / reproduce-resets   S-Cyc vs the 4 benchmarks under PRUNERS=$(PRUNERS) / RESETS=$(RESETS)"
 	@echo "                  (EXPERIMENT=paper_resnet20_cifar10 for a preset; SCHEDULES=, SEEDS=, LAUNCHER=, ARGS=)"
 	@echo "make table SWEEP=dir   (re)write table.md/.csv/.tex and the figure of any sweep dir"
 	@echo "make device-check [DIR=outputs/device_check] [SMOKE=1]   every GPU measurement in <= 8 min (SMOKE=1: toy, CPU)"
@@ -93,6 +94,20 @@ reproduce-table: setup data
 CONV_ROUNDS ?= 24
 reproduce-table-conv:
 	$(MAKE) reproduce-table TUNED=fmnist_conv TABLE=fashion_mnist_lenet5 ROUNDS=$(CONV_ROUNDS) ARGS="model=lenet5 train.epochs=2 $(ARGS)"
+
+# Claim (ii) and the resets: S-Cyc and the four benchmarks (tuned under global magnitude pruning, fine-tuning)
+# of the default setting, one sweep per pruner / reset, each with its tables in docs/results/ (15 runs, ~30 min each).
+PRUNERS     ?= lamp,layerwise_magnitude,random,snip
+RESETS      ?= reinit,rewind_init
+BENCH       := $(T)$(SCYC_OPT),$(T)lr_rewind,$(T)warmup,$(T)cyclic,$(T)sgdr
+reproduce-pruners:
+	@for p in $(subst $(comma), ,$(PRUNERS)); do \
+		$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_pruner_$$p SCHEDULES=$(BENCH) \
+			ARGS="pruner=$$p analysis.grad_every_round=false $(ARGS)" || exit 1; done
+reproduce-resets:
+	@for r in $(subst $(comma), ,$(RESETS)); do \
+		$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_reset_$$r SCHEDULES=$(BENCH) \
+			ARGS="pruner.reset=$$r analysis.grad_every_round=false $(ARGS)" || exit 1; done
 
 # scripts/device_check.sh: CUDA tests, benchmarks, torchrun, packed sweep, paper preset -> $(DIR)/device_check.json
 DIR ?= outputs/device_check
