@@ -17,7 +17,9 @@ TUNED      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fmnist_lenet300)
 T          := $(if $(wildcard conf/schedule/tuned/$(TUNED)/scyc.yaml),tuned/$(TUNED)/,)
 SCYC_OPT   := $(if $(T),scyc,$(if $(EXPERIMENT),scyc_$(patsubst paper_%,%,$(EXPERIMENT)),scyc))
 # The oracle (5 trainings a round) goes first: with 2 workers the longest jobs start first and the sweep ends sooner.
-SCHEDULES  ?= $(T)oracle,$(T)$(SCYC_OPT),$(T)lr_rewind,$(T)warmup,$(T)cyclic,$(T)sgdr$(if $(BEYOND),$(comma)$(T)gradscale$(comma)$(T)scurve_fit)
+# S-Cyc and the four benchmarks: the table's rows, and every sweep of make reproduce-pruners / reproduce-resets.
+BENCH      := $(T)$(SCYC_OPT),$(T)lr_rewind,$(T)warmup,$(T)cyclic,$(T)sgdr
+SCHEDULES  ?= $(T)oracle,$(BENCH)$(if $(BEYOND),$(comma)$(T)gradscale$(comma)$(T)scurve_fit)
 ROUNDS     ?= $(if $(EXPERIMENT),,32)
 SEEDS      ?= 0,1,2
 TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
@@ -99,7 +101,6 @@ reproduce-table-conv:
 # of the default setting, one sweep per pruner / reset, each with its tables in docs/results/ (15 runs, ~30 min each).
 PRUNERS     ?= lamp,layerwise_magnitude,random,snip
 RESETS      ?= reinit,rewind_init
-BENCH       := $(T)$(SCYC_OPT),$(T)lr_rewind,$(T)warmup,$(T)cyclic,$(T)sgdr
 reproduce-pruners:
 	@for p in $(subst $(comma), ,$(PRUNERS)); do \
 		$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_pruner_$$p SCHEDULES=$(BENCH) \

@@ -42,10 +42,14 @@ MEAN = (0.4802, 0.4481, 0.3975)
 STD = (0.2770, 0.2691, 0.2821)
 CACHE_VERSION = 1
 FETCH_SCRIPT = "`python scripts/fetch_data.py imagenet200 --data-dir <dir>`"
-HOW_TO_FETCH = (
-    f"fetch it with {FETCH_SCRIPT} or dataset.download=true (needs the internet; {URL}) and point dataset.root at "
-    f"the unpacked {FOLDER}/ or its parent"
-)
+
+
+def how_to_fetch(download: bool) -> str:
+    """What to do when no folder is found; dataset.download=true is suggested only when it was not just tried."""
+    offer = "" if download else f" or dataset.download=true (needs the internet; {URL})"
+    return f"fetch it with {FETCH_SCRIPT}{offer} and point dataset.root at the unpacked {FOLDER}/ or its parent"
+
+
 # A folder with wnids.txt counts as found, so dataset.download=true would not fetch over an incomplete one.
 REFETCH = f"remove that folder and fetch it again with {FETCH_SCRIPT} (or dataset.download=true)"
 
@@ -193,11 +197,7 @@ def imagenet200(
         looked[0],
         "Tiny-ImageNet-200",
         f"Tiny-ImageNet-200 not found: no wnids.txt in {where}; "
-        + (
-            f"fetch it with {FETCH_SCRIPT} and point dataset.root at the unpacked {FOLDER}/ or its parent"
-            if download
-            else HOW_TO_FETCH
-        )
+        + how_to_fetch(download)
         + ("" if root is not None else "; or set dataset.root"),
     )
     wnids, train, val = list_files(folder)
