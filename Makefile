@@ -101,14 +101,14 @@ reproduce-table-conv:
 # of the default setting, one sweep per pruner / reset, each with its tables in docs/results/ (15 runs, ~30 min each).
 PRUNERS     ?= lamp,layerwise_magnitude,random,snip
 RESETS      ?= reinit,rewind_init
+# $(call sweep_each,<table prefix>,<comma list>,<override key>): one reproduce-table per value, stopping at a failure.
+sweep_each = +@for v in $(subst $(comma), ,$(2)); do \
+	$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_$(1)_$$v SCHEDULES=$(BENCH) \
+		ARGS="$(3)=$$v analysis.grad_every_round=false $(ARGS)" || exit 1; done
 reproduce-pruners:
-	@for p in $(subst $(comma), ,$(PRUNERS)); do \
-		$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_pruner_$$p SCHEDULES=$(BENCH) \
-			ARGS="pruner=$$p analysis.grad_every_round=false $(ARGS)" || exit 1; done
+	$(call sweep_each,pruner,$(PRUNERS),pruner)
 reproduce-resets:
-	@for r in $(subst $(comma), ,$(RESETS)); do \
-		$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_reset_$$r SCHEDULES=$(BENCH) \
-			ARGS="pruner.reset=$$r analysis.grad_every_round=false $(ARGS)" || exit 1; done
+	$(call sweep_each,reset,$(RESETS),pruner.reset)
 
 # scripts/device_check.sh: CUDA tests, benchmarks, torchrun, packed sweep, paper preset -> $(DIR)/device_check.json
 DIR ?= outputs/device_check
