@@ -98,7 +98,8 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) 
     se2 = va + vb
     if se2 == 0.0:
         return Difference(est, est, est, "welch", math.inf)
-    df = se2**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    wa, wb = va / se2, vb / se2  # shares of se2: no underflow of va**2 for subnormal variances
+    df = 1.0 / (wa**2 / (len(a) - 1) + wb**2 / (len(b) - 1))
     half = t_ppf(0.5 + level / 2.0, df) * math.sqrt(se2)
     return Difference(est, est - half, est + half, "welch", df)
 

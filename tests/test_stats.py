@@ -66,6 +66,7 @@ samples = st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=1, max_size=
 
 
 @example(a=[0.0, 87.0], b=[0.0, 1.5], level=0.99)  # |low| = 2,720: 1.07e-9 apart, 4e-13 relative
+@example(a=[0.0, 1e-85], b=[0.0, 0.0], level=0.95)  # va**2 underflows to 0 while va > 0: df is still 1
 @settings(max_examples=200, deadline=None)
 @given(a=samples, b=samples, level=st.sampled_from([0.8, 0.9, 0.95, 0.99]))
 def test_welch_equals_the_hand_written_interval(a, b, level):
@@ -87,6 +88,11 @@ def test_t_quantiles_match_tables():
         d = paired_interval([float(i % 2) for i in range(n)], [0.0] * n)
         sd = math.sqrt(sum((i % 2 - d.estimate) ** 2 for i in range(n)) / df)
         assert (d.high - d.estimate) / (sd / math.sqrt(n)) == pytest.approx(q, abs=1e-8)
+
+
+def test_welch_df_survives_subnormal_variances():
+    assert welch_interval([0.0, 1e-85], [0.0, 0.0]).df == pytest.approx(1.0)
+    assert welch_interval([0.0, 1e-85, 2e-85], [1e-85, 0.0, 2e-85]).df == pytest.approx(4.0)
 
 
 def test_intervals_without_spread_or_samples():
