@@ -23,7 +23,19 @@ log = logging.getLogger("scyc")
 
 
 @dataclass
-class RoundResult:
+class Metrics:
+    """The six numbers measured at the end of an epoch (train on the epoch's batches, val and test after it)."""
+
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    test_loss: float
+    test_acc: float
+
+
+@dataclass
+class RoundResult(Metrics):
     """One row of ``results.csv``: the round's network, its ``max_lr``, the last epoch's metrics and the
     epoch of the best validation accuracy."""
 
@@ -31,12 +43,6 @@ class RoundResult:
     sparsity: float
     alive: int
     max_lr: float
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    test_loss: float
-    test_acc: float
     best_val_acc: float
     best_val_epoch: int
     test_acc_at_best_val: float
@@ -45,7 +51,7 @@ class RoundResult:
 
 
 @dataclass
-class EpochRecord:
+class EpochRecord(Metrics):
     """One row of ``epochs.csv`` plus the epoch's per-step LRs (``lr_trace.csv``)."""
 
     round: int
@@ -53,21 +59,18 @@ class EpochRecord:
     sparsity: float
     max_lr: float
     lr_last: float
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    test_loss: float
-    test_acc: float
     seconds: float
     lrs: list[float] = field(default_factory=list, repr=False)
 
     def row(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "lrs"}
+        return {k: getattr(self, k) for k in EPOCH_COLUMNS}
 
 
-RESULT_COLUMNS = [f.name for f in fields(RoundResult)]
-EPOCH_COLUMNS = [f.name for f in fields(EpochRecord) if f.name != "lrs"]
+METRICS = [f.name for f in fields(Metrics)]
+# the CSV columns, in the order the files have always had (the metrics after the round's identity)
+RESULT_COLUMNS = ["round", "sparsity", "alive", "max_lr", *METRICS, "best_val_acc", "best_val_epoch",
+                  "test_acc_at_best_val", "epoch_seconds", "round_seconds"]  # fmt: skip
+EPOCH_COLUMNS = ["round", "epoch", "sparsity", "max_lr", "lr_last", *METRICS, "seconds"]
 
 
 @dataclass
