@@ -105,3 +105,27 @@ def test_constant_schedule_is_flat():
     assert sched.max_lr(0, 0.0) == sched.max_lr(7, 0.9) == 0.03
     assert set(lr_trace(sched, 0.03, 57)) == {0.03}
     assert not math.isnan(sched.max_lr(1, 0.5))
+
+
+def test_every_piece_lists_exactly_its_constructor_keys():
+    """build_schedule splits the flat schedule.* keys by each piece's ``keys``: they must be its constructor's."""
+    import inspect
+
+    from scyc.schedules.policies import POLICIES
+    from scyc.schedules.shapes import SHAPES
+
+    for registry in (POLICIES, SHAPES):
+        for name in registry.names():
+            cls = registry.get(name)
+            kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            params = [n for n, p in inspect.signature(cls.__init__).parameters.items() if p.kind in kinds][1:]
+            assert sorted(cls.keys) == sorted(params), (registry.kind, name)
+
+
+def test_registry_turns_a_key_the_factory_does_not_take_into_a_config_error():
+    from scyc.pruning import PRUNERS
+
+    with pytest.raises(ConfigError, match=r"pruner 'lamp': unknown key: .*'batches'"):
+        PRUNERS.build("lamp", {"batches": 2}, key="pruner")
+    with pytest.raises(ConfigError, match=r"schedule.policy 'grid': missing key: .*'grid'"):
+        build_schedule({"name": "g", "policy": "grid", "shape": "constant"})

@@ -2,15 +2,14 @@
 
 A registry maps a short name to a class or factory. ``get`` also accepts a dotted import path
 (``mypackage.module.MyPruner``), so code that lives outside this repository plugs in with a YAML
-alone. ``build`` checks the keyword arguments against the factory's signature first, so a misspelled
-config key fails with a message naming the key and the accepted ones instead of a bare TypeError.
+alone. ``build`` turns the call's own ``TypeError`` (a key the factory does not take, a required one
+missing) into a ``ConfigError`` naming the key, so a misplaced config key fails before any training.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -55,30 +54,14 @@ class Registry(Generic[T]):
 
     def build(self, name: str, params: Mapping[str, Any] | None = None, *, key: str = "") -> T:
         factory = self.get(name)
-        params = dict(params or {})
-        check_kwargs(factory, params, where=key or self.kind)
-        return factory(**params)
-
-
-def accepted_kwargs(factory: Callable[..., Any]) -> set[str] | None:
-    """Names a factory accepts as keywords, or None when it takes ``**kwargs``."""
-    sig = inspect.signature(factory)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
-        return None
-    return {
-        n
-        for n, p in sig.parameters.items()
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-
-
-def check_kwargs(factory: Callable[..., Any], params: Iterable[str], where: str) -> None:
-    allowed = accepted_kwargs(factory)
-    if allowed is None:
-        return
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        try:
+            return factory(**dict(params or {}))
+        except TypeError as exc:
+            if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+                raise  # raised inside the factory: a bug, not a config key
+            # raised by the call itself: a key the factory does not take, or a required one missing
+            what = "unknown key" if "unexpected keyword" in str(exc) else "missing key"
+            raise ConfigError(f"{key or self.kind} '{name}': {what}: {exc}") from None
 
 
 def import_submodules(package: str) -> None:

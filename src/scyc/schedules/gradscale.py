@@ -54,6 +54,8 @@ class GradScalePolicy(MaxLRPolicy):
 
     needs_gradients = True
 
+    keys = ("max_lr_dense", "exponent", "min_factor", "max_factor", "population", "statistic")
+
     def __init__(
         self,
         max_lr_dense: float,

@@ -1,9 +1,9 @@
 """A schedule = an across-round ``max_lr`` policy x a within-round shape.
 
 ``conf/schedule/<option>.yaml`` names a policy and a shape and lists their parameters flat
-(``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two
-accepts it. Any pair composes from the command line (``schedule.shape=constant``), and either piece may
-be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0) belongs to neither: round r's
+(``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two lists it
+in its class attribute ``keys``. Any pair composes from the command line (``schedule.shape=constant``),
+and either piece may be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0) belongs to neither: round r's
 ``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for r < lag_rounds); 1 is the timing of
 the S-Cyc/SILO public code (the sparsity before round r's pruning).
 """
@@ -17,7 +17,7 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from scyc.registry import ConfigError, accepted_kwargs
+from scyc.registry import ConfigError
 from scyc.schedules.policies import POLICIES, MaxLRPolicy
 from scyc.schedules.shapes import SHAPES, Shape
 
@@ -54,11 +54,6 @@ class Schedule:
         return self.shape.build(optimizer, max_lr, total_steps, steps_per_epoch)
 
 
-def _split(factory, params: dict[str, Any]) -> dict[str, Any]:
-    accepted = accepted_kwargs(factory)
-    return dict(params) if accepted is None else {k: v for k, v in params.items() if k in accepted}
-
-
 def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     cfg = dict(cfg)
     for key in RESERVED:
@@ -71,19 +66,17 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     params = {k: v for k, v in cfg.items() if k not in RESERVED and v is not None}  # null: unset
     policy_cls = POLICIES.get(cfg["policy"])
     shape_cls = SHAPES.get(cfg["shape"])
-    policy_params, shape_params = _split(policy_cls, params), _split(shape_cls, params)
+    policy_params = {k: v for k, v in params.items() if k in getattr(policy_cls, "keys", ())}
+    shape_params = {k: v for k, v in params.items() if k in getattr(shape_cls, "keys", ())}
     unused = sorted(set(params) - set(policy_params) - set(shape_params))
     if unused:
         raise ConfigError(
             f"schedule: key(s) {', '.join(unused)} are used by neither policy '{cfg['policy']}' nor "
-            f"shape '{cfg['shape']}' (unset them from the command line with "
+            f"shape '{cfg['shape']}' (a piece lists its keys in its class attribute `keys`; unset them with "
             f"{' '.join(f'schedule.{k}=null' for k in unused)})"
         )
-    try:
-        policy = policy_cls(**policy_params)
-        shape = shape_cls(**shape_params)
-    except TypeError as exc:  # a required parameter is missing
-        raise ConfigError(f"schedule '{cfg['name']}': {exc}") from exc
+    policy = POLICIES.build(cfg["policy"], policy_params, key="schedule.policy")  # a missing key: ConfigError
+    shape = SHAPES.build(cfg["shape"], shape_params, key="schedule.shape")
     lowest = policy.lowest() if hasattr(policy, "lowest") else None
     if lowest is not None and hasattr(shape, "check_max_lr"):
         shape.check_max_lr(lowest)

@@ -37,6 +37,8 @@ def check_gamma(gamma: float) -> float:
 class StepDecay(Shape):
     """lr(t) = max_lr * gamma ** #{m in milestones : t >= m * total_steps}  (``MultiStepLR``)."""
 
+    keys = ("milestones", "gamma")
+
     def __init__(self, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1) -> None:
         self.milestones = check_milestones(milestones)
         self.gamma = check_gamma(gamma)
@@ -64,6 +66,8 @@ class WarmupStepDecay(StepDecay):
     so a milestone inside the warmup also scales it (``ChainedScheduler`` of ``LinearLR`` and
     ``MultiStepLR``), as in the SILO code (Liu et al. 2023).
     """
+
+    keys = ("warmup_fraction", "milestones", "gamma")
 
     def __init__(
         self, warmup_fraction: float = 0.1, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1
