@@ -67,6 +67,17 @@ def test_explicit_root_is_used_alone(tmp_path):
         build_data({"name": "fashion_mnist", "root": str(tmp_path / "nothing"), "download": False}, torch.device("cpu"))
 
 
+def test_augmentation_is_every_data_sets_key(tmp_path):
+    """build_data, not the factory, applies dataset.crop_padding / dataset.flip: unset, none; set, any data set."""
+    make_fake_fmnist(tmp_path / "fm")
+    cfg = {"name": "fashion_mnist", "root": str(tmp_path / "fm"), "download": False, "val_size": 20}
+    assert not build_data(cfg, torch.device("cpu")).raw.augment.active
+    aug = build_data(cfg | {"crop_padding": 2, "flip": True}, torch.device("cpu")).raw.augment
+    assert (aug.crop_padding, aug.flip) == (2, True)
+    with pytest.raises(ConfigError, match="dataset.crop_padding=-1"):
+        build_data(cfg | {"crop_padding": -1}, torch.device("cpu"))
+
+
 def tiny_raw(n=50):
     x = torch.arange(n * 4 * 4, dtype=torch.int64).remainder(256).to(torch.uint8).view(n, 1, 4, 4)
     return RawData(

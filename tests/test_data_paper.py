@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +15,24 @@ from scyc.data import imagenet200 as tin
 from scyc.registry import ConfigError
 
 CPU = torch.device("cpu")
+CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+
+
+def yaml_defaults(name: str) -> dict:
+    """conf/dataset/<name>.yaml, the one home of a data set's defaults (its augmentation among them)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
 
 
 def cifar_cfg(root, **kw):
-    return {"name": "cifar10", "root": str(root), "download": False, "verify_checksums": False, "val_size": 10, **kw}
+    return yaml_defaults("cifar10") | {
+        "root": str(root),
+        "download": False,
+        "verify_checksums": False,
+        "val_size": 10,
+        **kw,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +86,7 @@ def test_cifar10_missing_and_malformed_files_are_named(tmp_path, mini_cifar):
 
 
 def tin_cfg(root, **kw):
-    return {"name": "imagenet200", "root": str(root), "val_size": 3, **kw}
+    return yaml_defaults("imagenet200") | {"root": str(root), "val_size": 3, **kw}
 
 
 def test_tiny_imagenet_labels_follow_sorted_wnids_and_val_annotations(mini_tin):

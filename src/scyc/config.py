@@ -54,7 +54,7 @@ class DatasetConfig(Group):
     download: Optional[bool] = None
     verify_checksums: Optional[bool] = None
     cache: Optional[bool] = None
-    crop_padding: Optional[int] = None
+    crop_padding: Optional[int] = None  # every data set: training augmentation (build_data), unset = none
     flip: Optional[bool] = None
     val_size: int = MISSING
     split_seed: int = MISSING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DATASETS", "Augment", "RawData", "TensorLoader", "DataSplits", "build_data"]
 
-# Keys every data set config has; the rest go to the registered decoder.
-COMMON_KEYS = ("name", "val_size", "train_subset", "split_seed")
+# Keys build_data uses for every data set (the split and the training augmentation); the rest, with the run's
+# data_dir, go to the registered factory, which only reads the files.
+COMMON_KEYS = ("name", "val_size", "train_subset", "split_seed", "crop_padding", "flip")
 
 
 @dataclass
@@ -95,13 +97,9 @@ def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str = "data"
     if name is None:
         raise ConfigError("dataset.name is missing")
     params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
-    factory = DATASETS.get(name)
-    from scyc.registry import accepted_kwargs
-
-    accepted = accepted_kwargs(factory)
-    if accepted is None or "data_dir" in accepted:
-        params.setdefault("data_dir", data_dir)
-    raw = DATASETS.build(name, params, key="dataset")
+    params.setdefault("data_dir", data_dir)  # every data-set factory takes the run's data folder
+    augment = Augment.checked(cfg.get("crop_padding") or 0, bool(cfg.get("flip")))
+    raw = dataclasses.replace(DATASETS.build(name, params, key="dataset"), augment=augment)
     train, val = split_train_val(
         raw, int(cfg.get("val_size", 0)), int(cfg.get("split_seed", 0)), cfg.get("train_subset")
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from scyc.data.base import DATASETS, Augment, RawData, find_or_fetch
+from scyc.data.base import DATASETS, RawData, find_or_fetch
 from scyc.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -105,14 +105,8 @@ HOW_TO_FETCH = f"put the official python version ({URL}, unpacked) there"
 
 @DATASETS.register("cifar10")
 def cifar10(
-    root: str | None = None,
-    download: bool = True,
-    verify_checksums: bool = True,
-    crop_padding: int = 4,
-    flip: bool = True,
-    data_dir: str = "data",
+    root: str | None = None, download: bool = True, verify_checksums: bool = True, data_dir: str = "data"
 ) -> RawData:
-    augment = Augment.checked(crop_padding, flip)
     root_path = Path(root).expanduser() if root is not None else Path(data_dir) / SUBDIR
     key = "dataset.root" if root is not None else "data_dir"
     folder = find_or_fetch(
@@ -147,6 +141,5 @@ def cifar10(
         num_classes=10,
         mean=MEAN,
         std=STD,
-        augment=augment,
         source=str(folder),
     )

@@ -13,8 +13,8 @@ Class index = position of the wnid in ``sorted(wnids.txt)`` (torchvision ImageFo
 of train by ``build_data``. Every JPEG is decoded once (greyscale ones converted to RGB) into one uint8
 tensor, cached as ``<folder>/.scyc-cache/decoded-<fingerprint>.pt``; the fingerprint covers every file's
 relative path, size and mtime plus the label files, so any change to the data rebuilds the cache.
-Augmentation: random 64x64 crop of the image zero-padded by ``crop_padding`` (default 8, the same
-1/8 of the side as CIFAR's 4 of 32) and a horizontal flip.
+Augmentation (``build_data``, from conf/dataset/imagenet200.yaml): random 64x64 crop of the image
+zero-padded by ``dataset.crop_padding=8`` (the same 1/8 of the side as CIFAR's 4 of 32) and a horizontal flip.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from scyc.data.base import DATASETS, Augment, RawData, find_or_fetch
+from scyc.data.base import DATASETS, RawData, find_or_fetch
 from scyc.registry import ConfigError
 
 log = logging.getLogger(__name__)
@@ -179,15 +179,7 @@ def load_or_decode(folder: Path, train, val, cache: bool) -> dict[str, torch.Ten
 
 
 @DATASETS.register("imagenet200")
-def imagenet200(
-    root: str | None = None,
-    download: bool = False,
-    cache: bool = True,
-    crop_padding: int = 8,
-    flip: bool = True,
-    data_dir: str = "data",
-) -> RawData:
-    augment = Augment.checked(crop_padding, flip)
+def imagenet200(root: str | None = None, download: bool = False, cache: bool = True, data_dir: str = "data") -> RawData:
     looked = candidates(root, data_dir)
     where = " or ".join(f"{p} ({p / FOLDER})" for p in looked)
     folder = find_or_fetch(
@@ -208,7 +200,6 @@ def imagenet200(
         num_classes=len(wnids),
         mean=MEAN,
         std=STD,
-        augment=augment,
         source=str(folder),
         **tensors,
     )
