@@ -3,8 +3,8 @@
 ``conf/schedule/<option>.yaml`` names a policy and a shape and lists their parameters flat
 (``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two lists it
 in its class attribute ``keys``. Any pair composes from the command line (``schedule.shape=constant``),
-and either piece may be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0) belongs to neither: round r's
-``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for r < lag_rounds); 1 is the timing of
+and either piece may be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0)
+belongs to neither: round r's ``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for r < lag_rounds); 1 is the timing of
 the S-Cyc/SILO public code (the sparsity before round r's pruning).
 """
 
@@ -64,10 +64,10 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
         raise ConfigError(f"schedule.lag_rounds={lag} is not allowed: it must be an integer >= 0")
     params = {k: v for k, v in cfg.items() if k not in RESERVED and v is not None}  # null: unset
-    policy_cls = POLICIES.get(cfg["policy"])
-    shape_cls = SHAPES.get(cfg["shape"])
-    policy_params = {k: v for k, v in params.items() if k in getattr(policy_cls, "keys", ())}
-    shape_params = {k: v for k, v in params.items() if k in getattr(shape_cls, "keys", ())}
+    policy_keys = getattr(POLICIES.get(cfg["policy"]), "keys", ())  # a plug-in without keys takes none
+    shape_keys = getattr(SHAPES.get(cfg["shape"]), "keys", ())
+    policy_params = {k: v for k, v in params.items() if k in policy_keys}
+    shape_params = {k: v for k, v in params.items() if k in shape_keys}
     unused = sorted(set(params) - set(policy_params) - set(shape_params))
     if unused:
         raise ConfigError(
