@@ -98,7 +98,7 @@ reproduce-table-conv:
 	$(MAKE) reproduce-table TUNED=fmnist_conv TABLE=fashion_mnist_lenet5 ROUNDS=$(CONV_ROUNDS) ARGS="model=lenet5 train.epochs=2 $(ARGS)"
 
 # Claim (ii) and the resets: S-Cyc and the four benchmarks (tuned under global magnitude pruning, fine-tuning)
-# of the default setting, one sweep per pruner / reset, each with its tables in docs/results/ (15 runs, ~30 min each).
+# of the default setting, one sweep per pruner / reset, each with its tables in docs/results/ (15 runs, 25-26 min each on a quiet 2-core CPU).
 PRUNERS     ?= lamp,layerwise_magnitude,random,snip
 RESETS      ?= reinit,rewind_init
 # $(call sweep_each,<table prefix>,<comma list>,<override key>): one reproduce-table per value, stopping at a failure.
