@@ -15,7 +15,6 @@ import copy
 import functools
 import logging
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from scyc.schedules import build_schedule
 from scyc.speed import Speed
 from scyc.state import EpochRecord, RoundResult, RunState
 from scyc.sweeps import wandb_settings
-from scyc.tracking import RunOutputs, WandbStartError, provenance
+from scyc.tracking import RunOutputs, provenance
 from scyc.training import evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything
 
@@ -377,64 +376,3 @@ class Experiment:
         for line in where if self.outputs.is_main else ():  # the run's last lines: where its results are
             log.info(line)
         return self.outputs.summary
-
-
-PAPER_PRESETS = {("resnet20", "cifar10"): "paper_resnet20_cifar10", ("vgg19", "cifar10"): "paper_vgg19_cifar10",
-                 ("resnet50", "imagenet200"): "paper_resnet50_imagenet200"}  # fmt: skip
-
-
-def _note_paper_preset(choices: dict) -> None:
-    """A paper's model and data set chosen without its preset: say that the defaults (LeNet-tuned) apply."""
-    preset = PAPER_PRESETS.get((choices.get("model"), choices.get("dataset")))
-    if preset and not choices.get("experiment") and distributed.is_main():
-        print(f"note: model={choices['model']} dataset={choices['dataset']} runs with conf/config.yaml's defaults "
-              f"(schedule bounds, epochs, batch size), not the paper's; for those: +experiment={preset}",
-              file=sys.stderr)  # fmt: skip
-
-
-def main(cfg: DictConfig) -> float:
-    """Entry point used by ``train.py``: returns the final validation accuracy (for Hydra sweepers)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with contextlib.ExitStack() as stack:  # the process group (if any) is destroyed on every way out
-        try:
-            # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
-            env = stack.enter_context(distributed.session(cfg.device))
-            run_dir = distributed.shared_run_dir(run_dir, env)
-            config = load(cfg)
-            validate(config)  # the one validation pass; the constructors below check their own parameters
-            _note_paper_preset(HydraConfig.get().runtime.choices)
-            experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
-            if env.is_main:  # accepted: now .hydra/ records this invocation
-                rundir.accept(run_dir, cfg)
-        except rundir.RunComplete as done:
-            if env.is_main:
-                rundir.abandon(run_dir)
-                print(done, file=sys.stderr)
-            return float(done.summary.get("final_val_acc", math.nan))
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the other runs
-                summary = RunOutputs(run_dir, is_main=distributed.is_main())
-                if summary.is_main and not (run_dir / "summary.json").exists():  # never clobber a run's summary
-                    summary.write_summary(status="failed", reason=f"ConfigError: {exc}")
-                raise
-            if distributed.is_main():  # the run dir as found: no lock file, no folder, no log of this call
-                rundir.abandon(run_dir)
-            sys.exit(2)
-        try:
-            return float(experiment.run()["final_val_acc"])
-        except guards.RunInterrupted as exc:
-            print(f"interrupted: {exc}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        except guards.NonFiniteLoss as exc:
-            print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
-            sys.exit(guards.EXIT_NONFINITE)
-        except ConfigError as exc:  # found only once running, e.g. a checkpoint that does not fit the model
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        except WandbStartError as exc:  # the run is marked failed with the reason
-            print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
-            sys.exit(1)
