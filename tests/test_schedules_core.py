@@ -122,6 +122,20 @@ def test_every_piece_lists_exactly_its_constructor_keys():
             assert sorted(cls.keys) == sorted(params), (registry.kind, name)
 
 
+def test_every_piece_key_is_typed_in_the_schedule_schema():
+    """A piece's key missing from ScheduleConfig could not be set from the command line (struct mode)."""
+    from dataclasses import fields
+
+    from scyc.config import ScheduleConfig
+    from scyc.schedules.policies import POLICIES
+    from scyc.schedules.shapes import SHAPES
+
+    schema = {f.name for f in fields(ScheduleConfig)}
+    for registry in (POLICIES, SHAPES):
+        for name in registry.names():
+            assert set(registry.get(name).keys) <= schema, (registry.kind, name)
+
+
 def test_registry_turns_a_key_the_factory_does_not_take_into_a_config_error():
     from scyc.pruning import PRUNERS
 

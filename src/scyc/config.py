@@ -1,6 +1,7 @@
 """The typed config: the schema Hydra checks overrides against, and the one conversion to typed objects.
 
-Defaults live in YAML only (``conf/``); the dataclasses below hold types. Hydra refuses, at composition,
+Defaults live in YAML only (``conf/``); the dataclasses below hold types. A field without a default is
+required (OmegaConf's ``???``): composition fails if no YAML sets it. Hydra refuses, at composition,
 a key that does not exist (struct mode) and a value of the wrong type (``pruner.rate=abc``), naming the
 key. Group keys that only some options use (a shape's ``gamma``, a model's ``width``) are ``Optional``
 and ``null`` when unset: an unset key is not passed on, so the constructor's own default applies. A
@@ -17,20 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from scyc.registry import ConfigError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Group:
     """A config group: ``name`` picks the registered class, ``options()`` are the keys set for it."""
 
-    name: str = MISSING
+    name: str
     extra: Optional[dict[str, Any]] = None  # keys of a plug-in class (dotted-path name) the schema does not know
 
     def options(self, *skip: str) -> dict[str, Any]:
@@ -40,7 +41,7 @@ class Group:
         return {k: v for k, v in values.items() if v is not None} | (self.extra or {})
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelConfig(Group):
     hidden: Optional[list[int]] = None  # lenet300
     width: Optional[int] = None  # resnet20
@@ -48,7 +49,7 @@ class ModelConfig(Group):
     small_input: Optional[bool] = None  # resnet50, timm
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DatasetConfig(Group):
     root: Optional[str] = None
     download: Optional[bool] = None
@@ -56,20 +57,20 @@ class DatasetConfig(Group):
     cache: Optional[bool] = None
     crop_padding: Optional[int] = None  # every data set: training augmentation (build_data), unset = none
     flip: Optional[bool] = None
-    val_size: int = MISSING
-    split_seed: int = MISSING
+    val_size: int
+    split_seed: int
     train_subset: Optional[int] = None
     pad: Optional[int] = None  # fashion_mnist: zero padding on every side (2: 32x32 for the CIFAR models)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PrunerConfig(Group):
-    rate: float = MISSING
-    rounds: int = MISSING
-    reset: str = MISSING
-    rewind_epoch: int = MISSING
-    exclude: list[str] = MISSING
-    min_remaining: float = MISSING
+    rate: float
+    rounds: int
+    reset: str
+    rewind_epoch: int
+    exclude: list[str]
+    min_remaining: float
     batches: Optional[int] = None  # snip
     seed: Optional[int] = None  # random
 
@@ -78,34 +79,41 @@ class PrunerConfig(Group):
         return self.options("rounds", "reset", "rewind_epoch", "exclude")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScheduleConfig(Group):
-    policy: str = MISSING
-    shape: str = MISSING
-    # policies: constant (lr | max_lr), scurve (max_lr_low, max_lr_high, beta), grid (grid)
+    policy: str
+    shape: str
+    # Each policy's and shape's keys (its ``keys``), unset (null) unless its YAML or an override sets them.
+    lag_rounds: Optional[int] = None  # every policy: read max_lr at the sparsity of round r - lag_rounds
+    # policy constant
     lr: Optional[float] = None
     max_lr: Optional[float] = None
+    # policy scurve
     max_lr_low: Optional[float] = None
     max_lr_high: Optional[float] = None
     beta: Optional[float] = None
+    # policy grid (the oracle)
     grid: Optional[list[float]] = None
-    max_lr_dense: Optional[float] = None  # gradscale (max_lr_dense, exponent, min/max_factor, population, statistic)
+    # policy gradscale
+    max_lr_dense: Optional[float] = None
     exponent: Optional[float] = None
     min_factor: Optional[float] = None
     max_factor: Optional[float] = None
     population: Optional[str] = None
     statistic: Optional[str] = None
-    lag_rounds: Optional[int] = None  # every policy: read max_lr at the sparsity of round r - lag_rounds
-    # shapes: triangular, step_decay, warmup_step_decay, cosine_restarts, one_cycle
+    # shape triangular
     base_lr: Optional[float] = None
     cycles_per_round: Optional[int] = None
+    # shapes step_decay and warmup_step_decay
     milestones: Optional[list[float]] = None
     gamma: Optional[float] = None
     warmup_fraction: Optional[float] = None
+    # shape cosine_restarts
     t0_epochs: Optional[int] = None
     t_mult: Optional[int] = None
     eta_min: Optional[float] = None
     fit_round: Optional[bool] = None
+    # shape one_cycle
     pct_start: Optional[float] = None
     div_factor: Optional[float] = None
     final_div_factor: Optional[float] = None
@@ -117,63 +125,63 @@ class ScheduleConfig(Group):
         return {"name": self.name, **super().options(*skip)}  # build_schedule reads the name too
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
-    epochs: int = MISSING
-    batch_size: int = MISSING
-    eval_batch_size: Any = MISSING  # auto (256 for conv nets on the CPU, else 1000) | an integer
-    momentum: float = MISSING
-    weight_decay: float = MISSING
-    nesterov: bool = MISSING
-    skip_nonfinite: bool = MISSING
-    precision: str = MISSING
-    channels_last: Any = MISSING  # auto | true | false
-    compile: bool = MISSING
-    cuda_graphs: Any = MISSING  # auto | true | false (one CUDA graph per training step)
+    epochs: int
+    batch_size: int
+    eval_batch_size: Any  # auto (256 for conv nets on the CPU, else 1000) | an integer
+    momentum: float
+    weight_decay: float
+    nesterov: bool
+    skip_nonfinite: bool
+    precision: str
+    channels_last: Any  # auto | true | false
+    compile: bool
+    cuda_graphs: Any  # auto | true | false (one CUDA graph per training step)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WandbConfig:
-    mode: str = MISSING
-    project: str = MISSING
-    entity: Optional[str] = MISSING
-    group: Optional[str] = MISSING
-    tags: list[str] = MISSING
-    log_every_steps: int = MISSING
+    mode: str
+    project: str
+    entity: Optional[str]
+    group: Optional[str]
+    tags: list[str]
+    log_every_steps: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CheckpointConfig:
-    keep: int = MISSING
+    keep: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AnalysisConfig:
-    grad_every_round: bool = MISSING
-    grad_batches: int = MISSING
-    normalize: bool = MISSING
-    hist_bins: int = MISSING
-    hist_range: Optional[float] = MISSING
-    figures: bool = MISSING
+    grad_every_round: bool
+    grad_batches: int
+    normalize: bool
+    hist_bins: int
+    hist_range: Optional[float]
+    figures: bool
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    pruner: PrunerConfig = field(default_factory=PrunerConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    seed: int = MISSING
-    device: str = MISSING
-    data_dir: str = MISSING
-    progress: bool = MISSING
-    resume: bool = MISSING
-    resume_allow_data_change: bool = MISSING
-    deterministic: bool = MISSING
+    model: ModelConfig
+    dataset: DatasetConfig
+    pruner: PrunerConfig
+    schedule: ScheduleConfig
+    train: TrainConfig
+    wandb: WandbConfig
+    analysis: AnalysisConfig
+    checkpoint: CheckpointConfig
+    seed: int
+    device: str
+    data_dir: str
+    progress: bool
+    resume: bool
+    resume_allow_data_change: bool
+    deterministic: bool
 
 
 def register_configs() -> None:
