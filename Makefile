@@ -65,11 +65,16 @@ data: $(STAMP)
 run: setup data
 	$(PY) train.py $(ARGS)
 
+# The suite runs in parallel (pytest-xdist): one worker per core, one torch thread each (OMP_NUM_THREADS=1, which
+# the runs the tests start inherit), a test file per worker. TEST_JOBS=0: one process, torch's own threads.
+TEST_JOBS ?= auto
+PYTEST := $(if $(filter 0,$(TEST_JOBS)),,OMP_NUM_THREADS=1 )$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
+
 test: setup data
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 test-all: setup data
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # The sweep runs under hydra/launcher=$(LAUNCHER) (conf/hydra/launcher/: parallel = 2 local workers, 1 torch thread
 # each; basic = Hydra's sequential default; slurm = a SLURM job array). The results-table callback writes the table
