@@ -143,13 +143,3 @@ def test_registry_turns_a_key_the_factory_does_not_take_into_a_config_error():
         PRUNERS.build("lamp", {"batches": 2}, key="pruner")
     with pytest.raises(ConfigError, match=r"schedule.policy 'grid': missing key: .*'grid'"):
         build_schedule({"name": "g", "policy": "grid", "shape": "constant"})
-
-
-def test_csv_columns_name_every_field_once():
-    """RESULT_COLUMNS / EPOCH_COLUMNS fix the CSV order by hand: a new field must be added there too."""
-    from dataclasses import fields
-
-    from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
-
-    assert sorted(RESULT_COLUMNS) == sorted(f.name for f in fields(RoundResult))
-    assert sorted(EPOCH_COLUMNS) == sorted(f.name for f in fields(EpochRecord) if f.name != "lrs")
