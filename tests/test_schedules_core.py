@@ -143,3 +143,35 @@ def test_registry_turns_a_key_the_factory_does_not_take_into_a_config_error():
         PRUNERS.build("lamp", {"batches": 2}, key="pruner")
     with pytest.raises(ConfigError, match=r"schedule.policy 'grid': missing key: .*'grid'"):
         build_schedule({"name": "g", "policy": "grid", "shape": "constant"})
+
+
+def test_registry_tells_a_config_key_from_a_bug_inside_the_factory_also_through_a_decorator():
+    import functools
+
+    from scyc.registry import Registry
+
+    def logged(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    def plain(rate: float) -> float:
+        return rate
+
+    def buggy(rate: float) -> float:
+        return plain(rate=rate, oops=1)  # a bug: a TypeError raised inside the body
+
+    registry = Registry("pruner")
+    for name, factory in [("plain", plain), ("wrapped", logged(plain))]:
+        registry.register(name)(factory)
+        assert registry.build(name, {"rate": 0.2}) == 0.2
+        with pytest.raises(ConfigError, match=rf"pruner '{name}': unknown key: .*'bogus'"):
+            registry.build(name, {"rate": 0.2, "bogus": 1})
+        with pytest.raises(ConfigError, match=rf"pruner '{name}': missing key: .*'rate'"):
+            registry.build(name, {})
+    for name, factory in [("buggy", buggy), ("wrapped_buggy", logged(buggy))]:
+        registry.register(name)(factory)
+        with pytest.raises(TypeError, match="oops"):  # not a ConfigError: nothing is wrong with the config
+            registry.build(name, {"rate": 0.2})

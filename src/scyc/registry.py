@@ -57,11 +57,27 @@ class Registry(Generic[T]):
         try:
             return factory(**dict(params or {}))
         except TypeError as exc:
-            if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+            if not _binding_error(factory, exc):
                 raise  # raised inside the factory: a bug, not a config key
             # raised by the call itself: a key the factory does not take, or a required one missing
             what = "unknown key" if "unexpected keyword" in str(exc) else "missing key"
             raise ConfigError(f"{key or self.kind} '{name}': {what}: {exc}") from None
+
+
+def _binding_error(factory: Callable[..., Any], exc: TypeError) -> bool:
+    """Whether ``exc`` is the call's own argument-binding error, not one raised inside the factory's body.
+
+    Raised by the call itself, it has no frame below the caller's. Through a decorator (``functools.wraps``)
+    it is raised one frame down, by the wrapped function, whose name Python puts first in the message.
+    """
+    if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+        return True
+    target = factory
+    while hasattr(target, "__wrapped__"):
+        target = target.__wrapped__
+    target = target.__init__ if isinstance(target, type) else target
+    qualname = getattr(target, "__qualname__", "")
+    return hasattr(factory, "__wrapped__") and bool(qualname) and str(exc).startswith(f"{qualname}()")
 
 
 def import_submodules(package: str) -> None:
