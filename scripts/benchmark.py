@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +57,22 @@ from scyc.config import Config
 log = logging.getLogger("scyc.benchmark")
 
 
-@dataclass
-class BenchmarkSettings:
-    steps: int = 200  # timed training steps per measurement
-    warmup: int = 20  # untimed steps before the first measurement of each loop
-    repeats: int = 5  # measurements per loop: steps * repeats timed steps each for the masked and unmasked loop
-    chunk_steps: Any = "auto"  # ... timed in interleaved chunks of this many steps; auto: 1 on CPU, 20 on CUDA
-    reference: bool = True  # measure the reference loop (the device check runs it once per model and batch size)
-    reference_repeats: int = 3
-    epoch_images: Any = (45000, 5000, 10000)  # train, val, test images of the epoch timed with its evaluations
-    sparsity_rounds: int = 1  # pruning steps taken before measuring (the first one is timed)
+@dataclass(kw_only=True)
+class BenchmarkSettings:  # the types; the defaults and what each key means: conf/benchmark.yaml
+    steps: int
+    warmup: int
+    repeats: int
+    chunk_steps: Any  # auto | an integer
+    reference: bool
+    reference_repeats: int
+    epoch_images: list[int]
+    sparsity_rounds: int
+    profile_steps: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BenchmarkSchema(Config):
-    benchmark: BenchmarkSettings = field(default_factory=BenchmarkSettings)
+    benchmark: BenchmarkSettings
 
 
 # The benchmark's schema is train.py's plus the ``benchmark`` section, under the name config.yaml uses.
@@ -180,6 +181,27 @@ def reference(cfg, exp, bs: int, lr: float, warmup: int, steps: int, repeats: in
     }
 
 
+def profile(train_steps, steps: int, device: torch.device, path: Path, top: int = 10) -> list[dict[str, Any]]:
+    """Where the masked training step's time goes: ``torch.profiler`` over ``train_steps(steps)``; the whole table
+    (by self time: the device's on CUDA, the CPU's elsewhere) in ``path``; the ``top`` operators, with their share
+    of the total self time and milliseconds per step, returned for benchmark.json."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = device.type == "cuda"
+    with torch_profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]) as prof:
+        train_steps(steps)
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"  # microseconds
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, attr), reverse=True)
+    path.write_text(prof.key_averages().table(sort_by=attr, row_limit=40) + "\n")
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    return [
+        {"op": e.key, "calls_per_step": e.count / steps, "ms_per_step": getattr(e, attr) / 1e3 / steps,
+         "share": getattr(e, attr) / total}
+        for e in events[:top]
+    ]  # fmt: skip
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
@@ -190,8 +212,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     b = cfg.benchmark
     if b.chunk_steps == "auto":
         b.chunk_steps = 1 if resolve_device(cfg.device).type == "cpu" else 20
-    for key in ("steps", "warmup", "repeats", "chunk_steps", "reference_repeats", "sparsity_rounds"):
-        if int(b[key]) < (0 if key in ("warmup", "sparsity_rounds") else 1):
+    for key in ("steps", "warmup", "repeats", "chunk_steps", "reference_repeats", "sparsity_rounds", "profile_steps"):
+        if int(b[key]) < (0 if key in ("warmup", "sparsity_rounds", "profile_steps") else 1):
             from scyc.registry import ConfigError
 
             raise ConfigError(f"benchmark.{key}={b[key]} is not allowed: it must be a positive integer")
@@ -297,6 +319,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "command": " ".join(sys.argv),
     }
+    if int(b.profile_steps):
+        result["profile"] = profile(lambda n: ours(n, True), int(b.profile_steps), dev, run_dir / "profile.txt")
     if b.reference:
         result.update(reference(cfg, exp, bs, max_lr, int(b.warmup), int(b.steps), int(b.reference_repeats)))
         ref_epoch = (
@@ -332,6 +356,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             ("epoch + evaluations, reference (s)", f"{result['reference_epoch_seconds']:.2f}"),
             ("per-epoch speed-up vs reference", f"{result['per_epoch_speedup']:.2f}x"),
         ]
+    for op in result.get("profile", [])[:5]:
+        rows.append((f"profile: {op['op'][:40]}", f"{100 * op['share']:.1f}% ({op['ms_per_step']:.2f} ms/step)"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     print(f"wrote {out}")

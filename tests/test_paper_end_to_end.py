@@ -55,9 +55,13 @@ def test_benchmark_writes_its_json(tmp_path):
         run_dir, "dataset=cifar10", f"dataset.root={tmp_path / 'mini'}", "dataset.download=false",
         "dataset.verify_checksums=false", "dataset.val_size=20", "model=lenet5", "device=cpu", "train.batch_size=16",
         "benchmark.steps=4", "benchmark.warmup=1", "benchmark.repeats=2", "benchmark.chunk_steps=2",
-        "benchmark.reference_repeats=1", script="scripts/benchmark.py",
+        "benchmark.reference_repeats=1", "benchmark.profile_steps=2", script="scripts/benchmark.py",
     )  # fmt: skip
     out = json.loads((run_dir / "benchmark.json").read_text())
+    ops = {op["op"]: op for op in out["profile"]}  # where the step's time goes, from torch.profiler
+    assert 0 < sum(op["share"] for op in ops.values()) <= 1 + 1e-9 and "aten::convolution_backward" in ops
+    assert ops["aten::convolution_backward"]["calls_per_step"] == 2  # LeNet-5's two conv layers, once a step
+    assert "aten::convolution_backward" in (run_dir / "profile.txt").read_text() and "profile: " in proc.stdout
     keys = ("images_per_s", "unmasked_images_per_s", "reference_images_per_s", "prune_seconds", "eval_seconds")
     for key in (*keys, "reference_eval_images_per_s", "eval_images_per_s", "epoch_seconds", "per_epoch_speedup"):
         assert out[key] > 0, key
