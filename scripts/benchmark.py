@@ -320,7 +320,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "command": " ".join(sys.argv),
     }
     if int(b.profile_steps):
-        result["profile"] = profile(lambda n: ours(n, True), int(b.profile_steps), dev, run_dir / "profile.txt")
+        try:
+            result["profile"] = profile(lambda n: ours(n, True), int(b.profile_steps), dev, run_dir / "profile.txt")
+        except Exception as exc:  # e.g. a machine whose profiling library cannot load: the timings stand
+            result["profile_error"] = f"{type(exc).__name__}: {exc}"
     if b.reference:
         result.update(reference(cfg, exp, bs, max_lr, int(b.warmup), int(b.steps), int(b.reference_repeats)))
         ref_epoch = (

@@ -111,6 +111,7 @@ def main() -> int:
         sweep = out / name
         grid = [models, f"train.batch_size={bs}", f"train.precision={precision}", f"train.compile={compile}"]
         grid += [f"train.cuda_graphs={graphs}", f"benchmark.reference={ref}"]
+        grid += [f"benchmark.profile_steps={2 if smoke else 20}"] if ref == "true" else []  # where a step's time goes
         try:
             run(name, [*bench, *grid, f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}"])
             got = {}
