@@ -207,7 +207,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     from scyc.experiment import Experiment
     from scyc.training import evaluate, make_optimizer, train_epoch
-    from scyc.utils import resolve_device
+    from scyc.utils import atomic_write, resolve_device
 
     b = cfg.benchmark
     if b.chunk_steps == "auto":
@@ -319,11 +319,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "command": " ".join(sys.argv),
     }
-    if int(b.profile_steps):
-        try:
-            result["profile"] = profile(lambda n: ours(n, True), int(b.profile_steps), dev, run_dir / "profile.txt")
-        except Exception as exc:  # e.g. a machine whose profiling library cannot load: the timings stand
-            result["profile_error"] = f"{type(exc).__name__}: {exc}"
     if b.reference:
         result.update(reference(cfg, exp, bs, max_lr, int(b.warmup), int(b.steps), int(b.reference_repeats)))
         ref_epoch = (
@@ -336,7 +331,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     out = run_dir / "benchmark.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write(out, json.dumps(result, indent=2) + "\n")
+    if int(b.profile_steps):  # after the timings are on disk: a profiler that fails cannot cost them
+        try:
+            result["profile"] = profile(lambda n: ours(n, True), int(b.profile_steps), dev, run_dir / "profile.txt")
+        except Exception as exc:  # e.g. a machine whose profiling library cannot load
+            result["profile_error"] = f"{type(exc).__name__}: {exc}"
+        atomic_write(out, json.dumps(result, indent=2) + "\n")
     rows = [
         ("device", result["device"]),
         ("model / dataset", f"{result['model']} / {result['dataset']}, batch {bs}, {result['precision']}"),
