@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from trust_helpers import (
     QUICK,
     ROOT,
@@ -333,6 +334,9 @@ def test_item16_python_api_runs_and_guards_like_the_cli(tmp_path):
     assert not (run_dir / "data").exists() and not (run_dir / "fashion-mnist").exists(), "a second data copy"
     summary = json.loads((run_dir / "summary.json").read_text())  # the call, not the interpreter, is the command
     assert summary["command"].startswith("scyc.run(overrides="), summary["command"]
+    hydra = run_dir / ".hydra"  # like a CLI run's: the composed config and the call's overrides (the resume's)
+    assert yaml.safe_load((hydra / "config.yaml").read_text())["pruner"]["rounds"] >= 1
+    assert yaml.safe_load((hydra / "overrides.yaml").read_text())[: len(overrides)] == overrides
 
 
 def test_item16_console_script_and_api_are_declared_and_documented():

@@ -137,11 +137,8 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
 
 def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str, Any]:
     """``run`` once the config is valid: the CLI's run-dir decision, then the run with its own log file."""
-    from omegaconf import OmegaConf
-
     from scyc import rundir
     from scyc.experiment import Experiment
-    from scyc.utils import atomic_write
 
     try:
         experiment = Experiment(config, run_dir, resume=rundir.prepare(config, run_dir))
@@ -151,11 +148,7 @@ def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str
     except BaseException:
         rundir.abandon(run_dir)
         raise
-    hydra_dir = run_dir / ".hydra"
-    if not (hydra_dir / "config.yaml").exists():  # a fresh run: record its config as Hydra does
-        hydra_dir.mkdir(exist_ok=True)
-        atomic_write(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-        atomic_write(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
+    rundir.accept(run_dir, cfg, overrides)  # .hydra/ records this call, as the CLI's does
     handler = logging.FileHandler(run_dir / "train.log")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logger = logging.getLogger("scyc")

@@ -168,10 +168,11 @@ def abandon(run_dir: Path) -> None:
     _CREATED.clear()
 
 
-def accept(run_dir: Path, cfg: DictConfig) -> None:
+def accept(run_dir: Path, cfg: DictConfig, overrides: list[str] | None = None) -> None:
     """This invocation is accepted: write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` as Hydra
     would (conf/config.yaml turns Hydra's own writing off: it came before our checks); from now on ``abandon``
-    leaves the lock file and the folders alone."""
+    leaves the lock file and the folders alone. ``overrides``: the Python API's call (no Hydra app runs, so
+    there is no ``hydra.yaml``)."""
     from hydra.core.hydra_config import HydraConfig
 
     path = (run_dir / ".lock").resolve()
@@ -180,7 +181,9 @@ def accept(run_dir: Path, cfg: DictConfig) -> None:
     _CREATED.clear()
     hydra_dir = run_dir / ".hydra"
     atomic_write(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-    if HydraConfig.initialized():
+    if overrides is not None:
+        atomic_write(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
+    elif HydraConfig.initialized():
         atomic_write(hydra_dir / "hydra.yaml", OmegaConf.to_yaml(HydraConfig.instance().cfg))
         atomic_write(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(HydraConfig.get().overrides.task))
 
