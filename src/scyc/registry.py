@@ -9,6 +9,7 @@ missing) into a ``ConfigError`` naming the key, so a misplaced config key fails 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -72,9 +73,7 @@ def _binding_error(factory: Callable[..., Any], exc: TypeError) -> bool:
     """
     if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
         return True
-    target = factory
-    while hasattr(target, "__wrapped__"):
-        target = target.__wrapped__
+    target = inspect.unwrap(factory)  # through functools.wraps' __wrapped__ chain
     target = target.__init__ if isinstance(target, type) else target
     qualname = getattr(target, "__qualname__", "")
     return hasattr(factory, "__wrapped__") and bool(qualname) and str(exc).startswith(f"{qualname}()")

@@ -37,7 +37,7 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) 
     # Welch–Satterthwaite in shares of se2: the same number, but no underflow of va**2 for tiny variances
     wa, wb = (va / se2, vb / se2) if se2 > 0.0 else (0.0, 0.0)
     df = float(1.0 / (wa**2 / (len(a) - 1) + wb**2 / (len(b) - 1))) if se2 > 0.0 else math.inf
-    return _interval(est, math.sqrt(se2), float(df), level, "welch")
+    return _interval(est, math.sqrt(se2), df, level, "welch")
 
 
 def paired_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Difference:

@@ -4,8 +4,8 @@
 (``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two lists it
 in its class attribute ``keys``. Any pair composes from the command line (``schedule.shape=constant``),
 and either piece may be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0)
-belongs to neither: round r's ``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for r < lag_rounds); 1 is the timing of
-the S-Cyc/SILO public code (the sparsity before round r's pruning).
+belongs to neither: round r's ``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for
+r < lag_rounds); 1 is the timing of the S-Cyc/SILO public code (the sparsity before round r's pruning).
 """
 
 from __future__ import annotations
