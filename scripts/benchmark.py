@@ -192,8 +192,9 @@ def profile(train_steps, steps: int, device: torch.device, path: Path, top: int 
     with torch_profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]) as prof:
         train_steps(steps)
     attr = "self_device_time_total" if cuda else "self_cpu_time_total"  # microseconds
-    events = sorted(prof.key_averages(), key=lambda e: getattr(e, attr), reverse=True)
-    path.write_text(prof.key_averages().table(sort_by=attr, row_limit=40) + "\n")
+    averages = prof.key_averages()  # one aggregation for the file and the JSON
+    path.write_text(averages.table(sort_by=attr, row_limit=40) + "\n")
+    events = sorted(averages, key=lambda e: getattr(e, attr), reverse=True)
     total = sum(getattr(e, attr) for e in events) or 1.0
     return [
         {"op": e.key, "calls_per_step": e.count / steps, "ms_per_step": getattr(e, attr) / 1e3 / steps,
@@ -205,6 +206,7 @@ def profile(train_steps, steps: int, device: torch.device, path: Path, top: int 
 def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
+    from scyc import rundir
     from scyc.experiment import Experiment
     from scyc.training import evaluate, make_optimizer, train_epoch
     from scyc.utils import atomic_write, resolve_device
@@ -213,12 +215,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if b.chunk_steps == "auto":
         b.chunk_steps = 1 if resolve_device(cfg.device).type == "cpu" else 20
     for key in ("steps", "warmup", "repeats", "chunk_steps", "reference_repeats", "sparsity_rounds", "profile_steps"):
-        if int(b[key]) < (0 if key in ("warmup", "sparsity_rounds", "profile_steps") else 1):
+        least = 0 if key in ("warmup", "sparsity_rounds", "profile_steps") else 1
+        if int(b[key]) < least:
             from scyc.registry import ConfigError
 
-            raise ConfigError(f"benchmark.{key}={b[key]} is not allowed: it must be a positive integer")
+            raise ConfigError(f"benchmark.{key}={b[key]} is not allowed: it must be an integer >= {least}")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     exp = Experiment(cfg, run_dir)
+    rundir.accept(run_dir, cfg)  # accepted (the Experiment checked the rest): .hydra/ records the call
     dev, tcfg = exp.device, cfg.train
     bs = int(tcfg.batch_size)
     max_lr = exp.schedule.max_lr(0, 0.0)
@@ -373,6 +377,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from scyc import rundir
     from scyc.registry import ConfigError
 
     try:
@@ -380,6 +385,7 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if HydraConfig.get().mode != RunMode.MULTIRUN:  # a sweep records it and goes on with the other runs
+            rundir.abandon(Path(HydraConfig.get().runtime.output_dir))  # the folder Hydra made for this call goes
             sys.exit(2)
         raise
 

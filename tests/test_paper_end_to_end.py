@@ -62,6 +62,11 @@ def test_benchmark_writes_its_json(tmp_path):
     assert 0 < sum(op["share"] for op in ops.values()) <= 1 + 1e-9 and "aten::convolution_backward" in ops
     assert ops["aten::convolution_backward"]["calls_per_step"] == 2  # LeNet-5's two conv layers, once a step
     assert "aten::convolution_backward" in (run_dir / "profile.txt").read_text() and "profile: " in proc.stdout
+    assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / ".hydra" / "overrides.yaml").exists()
+    refused = tmp_path / "refused" / "bench"  # a refused benchmark leaves no folder behind, not even Hydra's
+    no = run_train(refused, "benchmark.profile_steps=-1", script="scripts/benchmark.py", check=False)
+    assert no.returncode == 2 and "benchmark.profile_steps=-1 is not allowed" in no.stderr
+    assert not (tmp_path / "refused").exists()
     keys = ("images_per_s", "unmasked_images_per_s", "reference_images_per_s", "prune_seconds", "eval_seconds")
     for key in (*keys, "reference_eval_images_per_s", "eval_images_per_s", "epoch_seconds", "per_epoch_speedup"):
         assert out[key] > 0, key
