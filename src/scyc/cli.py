@@ -31,7 +31,14 @@ def main() -> None:
 
     register_configs()
     register_optuna_sweeper(CONF / "search" / "optuna.yaml")
+    from scyc import sweeps
+
     hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(train)()
+    if sweeps.FAILED_RUNS:  # a multirun whose jobs ran, some of them failed: one line, exit 1
+        names = ", ".join(p.name for p in sweeps.FAILED_RUNS[:5]) + (" ..." if len(sweeps.FAILED_RUNS) > 5 else "")
+        print(f"error: {len(sweeps.FAILED_RUNS)} run(s) of the sweep failed ({names}); the other jobs ran; each "
+              "failed run's summary.json says why, and the sweep's table lists it", file=sys.stderr)  # fmt: skip
+        sys.exit(1)
 
 
 PAPER_PRESETS = {("resnet20", "cifar10"): "paper_resnet20_cifar10", ("vgg19", "cifar10"): "paper_vgg19_cifar10",
@@ -51,7 +58,10 @@ def _note_paper_preset(choices: dict) -> None:
 
 def train(cfg: DictConfig) -> float:
     """The Hydra task of ``train.py``: one run, its refusals as exit codes; returns the final validation accuracy
-    (what Hydra's sweepers optimise)."""
+    (what Hydra's sweepers optimise). In a multirun a failed or refused job returns NaN instead of exiting: its
+    summary.json says ``failed``, the launcher goes on with the other jobs, and the sweep ends with one line
+    naming the failed jobs and exit 1 (``main``, from ``scyc.sweeps.SweepStatus``). An interrupt stops the
+    whole sweep."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -62,6 +72,15 @@ def train(cfg: DictConfig) -> float:
     from scyc.tracking import RunOutputs, WandbStartError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun:
+        guards.end_with_parent()  # a parallel sweep's worker stops its run when the sweep's process dies
+
+    def failed(code: int) -> float:
+        if multirun:  # recorded failed in summary.json; the sweep goes on and says so at its end
+            return math.nan
+        sys.exit(code)
+
     with contextlib.ExitStack() as stack:  # the process group (if any) is destroyed on every way out
         try:
             # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
@@ -80,28 +99,31 @@ def train(cfg: DictConfig) -> float:
             return float(done.summary.get("final_val_acc", math.nan))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the other runs
+            if multirun:  # record it; the launcher goes on with the other runs
                 summary = RunOutputs(run_dir, is_main=distributed.is_main())
                 if summary.is_main and not (run_dir / "summary.json").exists():  # never clobber a run's summary
                     summary.write_summary(status="failed", reason=f"ConfigError: {exc}")
-                raise
-            if distributed.is_main():  # the run dir as found: no lock file, no folder, no log of this call
+            elif distributed.is_main():  # the run dir as found: no lock file, no folder, no log of this call
                 rundir.abandon(run_dir)
-            sys.exit(2)
+            return failed(2)
         try:
             return float(experiment.run()["final_val_acc"])
         except guards.RunInterrupted as exc:
             print(f"interrupted: {exc}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
+            if guards.PARENT_GONE.is_set():  # an orphaned worker of a parallel sweep: no one will send more work
+                logging.shutdown()
+                os._exit(exc.exit_code)
             sys.exit(exc.exit_code)
         except guards.NonFiniteLoss as exc:
             print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
-            sys.exit(guards.EXIT_NONFINITE)
+            return failed(guards.EXIT_NONFINITE)
         except ConfigError as exc:  # found only once running, e.g. a checkpoint that does not fit the model
             print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            return failed(2)
         except WandbStartError as exc:  # the run is marked failed with the reason
             print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
-            sys.exit(1)
+            return failed(1)
+    return math.nan  # not reached: every failure above exits or raises
 
 
 def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir: str | None = None) -> dict[str, Any]:

@@ -62,6 +62,38 @@ class NonFiniteLoss(RuntimeError):
         )
 
 
+_PARENT_WATCH: list[threading.Thread] = []
+PARENT_GONE = threading.Event()  # set once the watcher found the sweep's process gone
+ORPHAN_GRACE_SECONDS = 600.0  # after that long without the run stopping, the orphaned worker exits anyway
+
+
+def end_with_parent(poll_seconds: float = 1.0) -> None:
+    """In a worker process of a parallel sweep (joblib/loky), SIGTERM this process once its parent is gone (the
+    sweep's process killed, even by SIGKILL), so that the run stops at its last checkpoint as for any SIGTERM and
+    releases its run dir, instead of running on unseen and holding the lock; the worker process then exits
+    (``scyc.cli`` sees ``PARENT_GONE``) instead of waiting for work that will never come. Nothing in a process
+    that has no multiprocessing parent (a plain run, Hydra's basic launcher: those end with their terminal as
+    usual). One watcher per process, however many jobs it runs."""
+    import multiprocessing
+    import time
+
+    if multiprocessing.parent_process() is None or _PARENT_WATCH:
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        log.warning("the sweep's process (pid %d) is gone: stopping this run at its last checkpoint", parent)
+        PARENT_GONE.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_SECONDS)  # the run stops and exits long before; if it hangs, end the process
+        os._exit(128 + signal.SIGTERM)
+
+    _PARENT_WATCH.append(threading.Thread(target=watch, name="scyc-parent-watch", daemon=True))
+    _PARENT_WATCH[0].start()
+
+
 class StopRequest:
     """A flag set by SIGINT/SIGTERM and polled by the training loop once per step."""
 

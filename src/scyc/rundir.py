@@ -3,7 +3,7 @@ fresh run, resume the newest loadable checkpoint (``resume=true``), or refuse.
 
 - A directory that holds a run (``RUN_MARKERS`` or checkpoints) is never overwritten: without
   ``resume=true`` the invocation is refused with a command that resumes it.
-- ``resume=true`` needs the checkpoint's config, minus ``RESUME_MAY_CHANGE``; ``pruner.rounds`` may grow
+- ``resume=true`` needs the checkpoint's config, minus the keys that change nothing computed (``scyc.keys``); ``pruner.rounds`` may grow
   (the run is extended); a finished run raises ``RunComplete``; a directory with results but no
   checkpoint is refused.
 - ``<run_dir>/.lock`` (``filelock``) keeps a second process out while the run lives; the OS releases
@@ -29,6 +29,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from scyc.checkpoint import Checkpointer, load_checkpoint, position
+from scyc.keys import changes_no_result
 from scyc.registry import ConfigError
 from scyc.utils import atomic_write
 
@@ -37,8 +38,6 @@ log = logging.getLogger("scyc")
 # Files whose presence means a run already lives in a directory.
 RUN_MARKERS = ("summary.json", "results.csv", "epochs.csv", "lr_trace.csv")
 # Config keys a resumed run may change: none of them alters what is computed.
-RESUME_MAY_CHANGE = ("resume", "progress", "wandb", "device", "data_dir", "dataset.root", "dataset.download",
-                     "checkpoint", "resume_allow_data_change")  # fmt: skip
 RESUME_MAY_GROW = ("pruner.rounds",)  # a larger value extends the run: the rounds done stay what they are
 Resume = tuple[dict[str, Any], Path]  # a loaded checkpoint and its path
 
@@ -65,12 +64,12 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys whose values differ between the checkpoint's config and this invocation's, minus the ones
-    a resumed run may change (``RESUME_MAY_CHANGE``) or increase (``RESUME_MAY_GROW``)."""
+    a resumed run may change (``scyc.keys.NON_RESULT_KEYS``) or increase (``RESUME_MAY_GROW``)."""
     a, b = _flatten(saved), _flatten(current)
 
     def allowed(k: str) -> bool:
         grown = k in RESUME_MAY_GROW and isinstance(a.get(k), int) and isinstance(b.get(k), int) and b[k] > a[k]
-        return grown or any(k == p or k.startswith(p + ".") for p in RESUME_MAY_CHANGE)
+        return grown or changes_no_result(k)
 
     missing = object()
     return [

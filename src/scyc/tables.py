@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from scyc.keys import changes_no_result
 from scyc.rundirs import RunDir, find_run_dirs
 from scyc.stats import Difference, paired_interval, welch_interval
 
@@ -53,9 +54,9 @@ REFERENCE = "scyc"
 ORACLE = "oracle"
 SPARSITY_DECIMALS = 4
 LEVEL = 0.95
-# Override keys that never define a row: the seed (averaged over) and bookkeeping that does not change results.
-IGNORED_KEYS = {"seed", "progress", "device", "data_dir", "schedule"}
-IGNORED_PREFIXES = ("hydra.", "hydra/", "wandb.")
+# Override keys that never define a row: the seed (averaged over), the schedule (the row's name) and every key
+# that changes nothing computed (scyc.keys: resume, checkpoint.*, dataset.root, ...).
+ROW_NEVER = {"seed", "schedule"}
 MARGIN_LABEL = "S-Cyc − best benchmark"
 WIDE_COLUMNS = 12  # more sparsity levels than this: table.md lists them down the page (one line each)
 OUTPUT_FILES = ("table.md", "table.csv", "table.tex", "accuracy_vs_sparsity.png", "excluded_runs.csv")
@@ -71,6 +72,7 @@ class Run:
     overrides: dict[str, str] = field(default_factory=dict)
     results: pd.DataFrame | None = None
     setting: str = ""  # model / data set / pruner (reset), for the title
+    identity: str = ""  # the config (keys that change nothing computed left out) and seed: equal for copies
 
     @property
     def complete(self) -> bool:
@@ -148,6 +150,7 @@ def _read(run: Run, files: RunDir, select: str) -> pd.DataFrame:
     run.setting = " / ".join(str(n) for n in named if n) + (f" (reset: {reset})" if reset and any(named) else "")
     seed = config.get("seed", run.overrides.get("seed"))
     run.seed = int(seed) if seed is not None else None
+    run.identity = _identity(config, run.overrides, run.seed)
     try:
         summary = files.summary
     except (OSError, ValueError) as exc:
@@ -172,16 +175,60 @@ def _read(run: Run, files: RunDir, select: str) -> pd.DataFrame:
         raise _Unusable("unreadable", f"results.csv lacks column(s) {sorted(missing)}")
     if results.empty:
         raise _Unusable("unreadable", "results.csv has no rows")
+    needed = ["round", "sparsity", SELECT[select]]
+    blank = results[needed].isna()
+    if blank.any().any():
+        row, col = blank.stack()[lambda b: b].index[0]
+        raise _Unusable("incomplete", f"results.csv has a blank {col} in line {int(row) + 2}")
+    rounds, done = summary.get("rounds"), len(results)
+    if isinstance(rounds, int) and (done != rounds or list(results["round"]) != list(range(rounds))):
+        raise _Unusable("incomplete", f"results.csv has {done} round(s) (rounds {_span(results['round'])}) but "
+                        f"summary.json says the run completed {rounds}")  # fmt: skip
     if run.schedule is None:
         raise _Unusable("unreadable", "no schedule name in summary.json or .hydra/config.yaml")
     return results
+
+
+def _span(rounds: pd.Series) -> str:
+    return f"{rounds.min()}-{rounds.max()}" if len(rounds) else "none"
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+def _identity(config: dict[str, Any], overrides: dict[str, str], seed: int | None) -> str:
+    """What makes two runs the same run: the resolved config and the overrides (a config group's choice, which
+    the config resolves, aside), both without the keys that change nothing computed, and the seed."""
+    kept = {k: v for k, v in _flat(config).items() if not changes_no_result(k) and k != "seed"} if config else {}
+    kept |= {f"override:{k}": v for k, v in overrides.items() if not _is_ignored(k)}
+    return yaml.safe_dump({"seed": seed, **kept}, sort_keys=True, default_flow_style=True)
+
+
+def drop_copies(runs: Sequence[Run]) -> list[Run]:
+    """Mark every later copy of a complete run (same config and seed, e.g. a run dir copied or a sweep tabulated
+    together with its copy) as ``duplicate``: one run is one seed, never counted twice."""
+    first: dict[str, Run] = {}
+    for r in runs:
+        if not r.complete:
+            continue
+        if r.identity in first:
+            r.status, r.reason = "duplicate", f"same config and seed {r.seed} as {first[r.identity].path}"
+        else:
+            first[r.identity] = r
+    return list(runs)
 
 
 # ------------------------------------------------------------------------------------------------
 # Aggregation
 # ------------------------------------------------------------------------------------------------
 def _is_ignored(key: str) -> bool:
-    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
+    return key in ROW_NEVER or changes_no_result(key)
 
 
 def _row_order(schedule: str) -> tuple:
@@ -542,7 +589,7 @@ def make_table(
         raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist")
     if select not in SELECT:
         raise ValueError(f"select={select!r} is not allowed; use one of {sorted(SELECT)}")
-    runs = [load_run(p, select) for p in find_run_dirs(sweep_dir)]
+    runs = drop_copies([load_run(p, select) for p in find_run_dirs(sweep_dir)])
     if not runs:  # nothing is written for no runs: an empty table would look like a result
         raise FileNotFoundError(f"no run dirs found under {sweep_dir}")
     out = Path(out_dir) if out_dir is not None else sweep_dir
