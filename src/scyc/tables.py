@@ -27,6 +27,7 @@ or, as a documented alternative, the test accuracy at the epoch of best validati
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -844,8 +845,12 @@ def make_table(
     tidy_frame(table).to_csv(out / "table.csv", index=False)
     (out / "table.tex").write_text(render_latex(table, decimals))
     excluded_frame(table).to_csv(out / "excluded_runs.csv", index=False)
-    if from_long is None:
+    if from_long is None:  # the long CSV, and how to rebuild this table from it (make_table.py --from-long)
         long_frame(table).to_csv(out / "runs.csv", index=False, float_format="%.6g")
+        args = ["--select", select, *(["--endpoint", f"{endpoint:g}"] if endpoint is not None else []),
+                *(["--compare", ",".join(comparisons)] if comparisons else []),
+                *(["--benchmarks", ",".join(benchmarks)] if benchmarks else [])]  # fmt: skip
+        (out / "runs.json").write_text(json.dumps({"args": args}, indent=1) + "\n")
     plot(table, out / "accuracy_vs_sparsity.png", log_remaining)
     if not plot_margins(table, out / "margins.png"):
         (out / "margins.png").unlink(missing_ok=True)
