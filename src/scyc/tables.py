@@ -447,7 +447,7 @@ def long_frame(table: Table) -> pd.DataFrame:
     can be rebuilt and re-analysed without the run dirs): run (its folder, relative to the sweep), schedule,
     seed, the row keys, round, sparsity, max_lr, the validation accuracy at the best-validation epoch, the test
     accuracy there and at the end of the round, and, where the run measured gradients, the global gradient std
-    of each population at the start of the round (``grad_std_<population>``)."""
+    of each population at the start and end of the round (``grad_std_<when>_<population>``)."""
     frames = []
     for r in table.included:
         df = r.results[[c for c in LONG_COLUMNS if c in r.results.columns]].copy()
@@ -464,15 +464,18 @@ def long_frame(table: Table) -> pd.DataFrame:
 
 
 def _grad_std(path: Path) -> pd.DataFrame | None:
+    """Per round, the global gradient std of each population at the start and at the end of the round
+    (``grad_std_<when>_<population>``), from the run's grad_stats.csv; None where it measured none."""
     try:
         stats_ = RunDir(path).grad_stats
     except (OSError, ValueError):
         return None
     if stats_ is None or not {"when", "layer", "population", "std"} <= set(stats_.columns):
         return None
-    start = stats_[(stats_["when"] == "start") & (stats_["layer"] == "global")]
-    wide = start.pivot_table(index="round", columns="population", values="std", aggfunc="first")
-    return wide.rename(columns=lambda p: f"grad_std_{p}").reset_index()
+    rows = stats_[stats_["layer"] == "global"]
+    wide = rows.pivot_table(index="round", columns=["when", "population"], values="std", aggfunc="first")
+    wide.columns = [f"grad_std_{when}_{pop}" for when, pop in wide.columns]
+    return wide.reset_index()
 
 
 def runs_from_long(path: str | Path, select: str = "end") -> list[Run]:
