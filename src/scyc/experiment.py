@@ -108,7 +108,7 @@ class Experiment:
             raise ConfigError(str(exc)) from exc
         self.pruner.check_rounds(masks, self.rounds)
         if resume is not None:  # a checkpoint that loads but holds another model is skipped (rundir.refit)
-            resume = rundir.refit(cfg, self.run_dir, resume, functools.partial(check_fits, model, masks))
+            resume = rundir.refit(cfg, self.run_dir, resume, lambda ckpt: check_fits(model, masks, ckpt["state"]))
         self.speed = Speed.from_config(asdict(cfg.train), self.device, model)
         self.net = self.speed.prepare(model)  # what runs forward: the model itself or its compiled form
         self.data.channels_last = self.speed.channels_last
