@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,14 @@ from scyc.rundirs import RunDir, find_run_dirs  # noqa: E402
 from scyc.schedules.policies import s_curve  # noqa: E402
 
 SHAPE_KEYS = ("shape", "base_lr", "cycles_per_round")
+ORACLE_COLUMNS = ("round", "max_lr", "sparsity", "val_acc", "chosen")  # what the fit and the figure read
+PARAMETERS = 3  # max_lr_low, max_lr_high, beta
+
+
+def refuse(message: str) -> NoReturn:
+    """One line on stderr and exit 2, as train.py refuses bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def read_oracle_runs(dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
@@ -39,13 +48,30 @@ def read_oracle_runs(dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
     frames, schedule = [], None
     for d in dirs:
         for run in map(RunDir, find_run_dirs(d) if not (Path(d) / "oracle.csv").exists() else [d]):
-            if (oracle := run.oracle) is None:
+            path = run.path / "oracle.csv"
+            try:
+                oracle = run.oracle
+            except Exception as exc:  # pandas raises its own errors for a damaged file
+                refuse(f"{path} cannot be read ({' '.join(f'{type(exc).__name__}: {exc}'.split())[:200]})")
+            if oracle is None:
                 continue
+            if missing := [c for c in ORACLE_COLUMNS if c not in oracle]:
+                refuse(f"{path} lacks the column(s) {', '.join(missing)}: not an oracle.csv of a schedule=oracle run")
             frames.append(oracle.assign(run=str(run.path)))
             schedule = schedule or run.config.get("schedule")
     if not frames:
-        sys.exit(f"error: no oracle.csv under {', '.join(map(str, dirs))} (run schedule=oracle first)")
+        refuse(f"no oracle.csv under {', '.join(map(str, dirs))} (run schedule=oracle first)")
     return pd.concat(frames, ignore_index=True), schedule or {}
+
+
+def check_points(chosen: pd.DataFrame, dirs: list[Path]) -> None:
+    """Refuse too few choices to fit: at least as many as the curve has parameters, at two sparsities or more
+    (what a killed oracle run leaves may be one round)."""
+    points, sparsities = len(chosen), chosen["sparsity"].nunique()
+    if points < PARAMETERS or sparsities < 2:
+        refuse(f"the oracle.csv under {', '.join(map(str, dirs))} hold {points} chosen max_lr (rows with chosen=1) "
+               f"at {sparsities} sparsit{'y' if sparsities == 1 else 'ies'}: fitting the S-curve's {PARAMETERS} "
+               "parameters needs at least 3, at 2 sparsities or more (resume a killed oracle run first)")  # fmt: skip
 
 
 def curve(s: np.ndarray, low: float, high: float, beta: float) -> np.ndarray:
@@ -117,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     df, oracle = read_oracle_runs(args.dirs)
     chosen = df[df["chosen"] == 1]
+    check_points(chosen, args.dirs)
     s, y = chosen["sparsity"].to_numpy(float), chosen["max_lr"].to_numpy(float)
     params = fit(s, y, floor=float(oracle.get("base_lr") or 0.0))
     from scipy.stats import spearmanr
