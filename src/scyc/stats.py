@@ -63,3 +63,12 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> Difference:
+    """One-sample t-interval for the mean of ``values`` (``estimate`` = the mean)."""
+    x = np.asarray(values, dtype=float)
+    est = float(x.mean())
+    if len(x) < 2:
+        return Difference(est, math.nan, math.nan, "no interval (n < 2)", math.nan)
+    return _interval(est, math.sqrt(x.var(ddof=1) / len(x)), float(len(x) - 1), level, "one-sample")

@@ -478,13 +478,16 @@ def _grad_std(path: Path) -> pd.DataFrame | None:
     return wide.reset_index()
 
 
-def runs_from_long(path: str | Path, select: str = "end") -> list[Run]:
-    """The runs of a ``runs.csv`` (``long_frame``), as ``load_run`` would read them from their dirs."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype={"run": str, "schedule": str})
-    except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"{path}: cannot be read as a long CSV ({exc})") from exc
+def runs_from_long(path: str | Path | pd.DataFrame, select: str = "end") -> list[Run]:
+    """The runs of a ``runs.csv`` (``long_frame``; a path or the frame), as ``load_run`` would read them."""
+    if isinstance(path, pd.DataFrame):
+        frame, path = path.astype({"run": str, "schedule": str}), Path("runs.csv")
+    else:
+        path = Path(path)
+        try:
+            frame = pd.read_csv(path, dtype={"run": str, "schedule": str})
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(f"{path}: cannot be read as a long CSV ({exc})") from exc
     missing = {"run", "schedule", "seed", "round", "sparsity", SELECT[select]} - set(frame.columns)
     if missing:
         raise FileNotFoundError(f"{path}: not a long CSV of runs (lacks column(s) {', '.join(sorted(missing))})")
