@@ -98,7 +98,9 @@ def fit(s: np.ndarray, y: np.ndarray, floor: float) -> dict[str, float]:
     return {"max_lr_low": float(low), "max_lr_high": float(low + delta), "beta": float(np.exp(log_beta)), "rmse": rmse}
 
 
-def plot(df: pd.DataFrame, params: dict, preset: dict | None, path: Path, title: str) -> None:
+def plot(
+    df: pd.DataFrame, params: dict, preset: dict | None, path: Path, title: str, rows: dict[str, dict] | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,6 +124,10 @@ def plot(df: pd.DataFrame, params: dict, preset: dict | None, path: Path, title:
         p = (preset["max_lr_low"], preset["max_lr_high"], preset["beta"])
         ax.plot(s, curve(s, *p), color="C1", lw=1.5, ls="--",
                 label="S-Cyc preset: low {:.3g}, high {:.3g}, beta {:.3g}".format(*p))  # fmt: skip
+    for i, (name, row) in enumerate((rows or {}).items()):  # the curves the results table ran
+        p = (row["max_lr_low"], row["max_lr_high"], row["beta"])
+        ax.plot(s, curve(s, *p), color=f"C{i + 2}", lw=1.5, ls="-.",
+                label=f"table row {name}: low {{:.3g}}, high {{:.3g}}, beta {{:.3g}}".format(*p))  # fmt: skip
     ax.set_xlabel("sparsity of the network trained in the round")
     ax.set_ylabel("max_lr")
     ax.set_title(title, fontsize=9)
@@ -139,7 +145,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--conf-dir", type=Path, default=ROOT / "conf" / "schedule")
     parser.add_argument("--figure", type=Path, default=None, help="default: <first dir>/scurve_fit.png")
     parser.add_argument("--preset", type=Path, default=ROOT / "conf" / "schedule" / "scyc.yaml")
+    parser.add_argument("--row", type=Path, action="append", default=[],
+                        help="an S-curve schedule YAML the results table ran (e.g. conf/schedule/tuned/"
+                             "fmnist_lenet300/scurve_fit.yaml), drawn beside the fit; repeatable")  # fmt: skip
     args = parser.parse_args(argv)
+    rows = {}
+    for path in args.row:
+        try:
+            row = yaml.safe_load(path.read_text())
+            rows[str(row["name"])] = {k: float(row[k]) for k in ("max_lr_low", "max_lr_high", "beta")}
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            refuse(f"--row {path}: not an S-curve schedule YAML with max_lr_low, max_lr_high and beta ({exc})")
 
     df, oracle = read_oracle_runs(args.dirs)
     chosen = df[df["chosen"] == 1]
@@ -170,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.write_text(header + yaml.safe_dump(body, sort_keys=False))
     figure = args.figure or args.dirs[0] / "scurve_fit.png"
     preset = yaml.safe_load(args.preset.read_text()) if args.preset and args.preset.exists() else None
-    plot(df, params, preset, figure, f"oracle's choices ({report['runs']} runs) and the S-curve fitted to them")
+    plot(df, params, preset, figure, f"oracle's choices ({report['runs']} runs) and the S-curve fitted to them", rows)
     (figure.with_suffix(".json")).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"{out}\n{figure}\nchoices {verdict} with sparsity (Spearman rho {rho:.3f}, p {p_value:.3g}); "
           f"fit: low {params['max_lr_low']:.4g}, high {params['max_lr_high']:.4g}, beta {params['beta']:.3g}, "
