@@ -27,7 +27,8 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def check(pages: Sequence[Path], root: Path, write: bool = False, out=sys.stdout, err=sys.stderr) -> int:
+def check(pages: Sequence[Path], root: Path, write: bool = False) -> int:
+    out, err = sys.stdout, sys.stderr
     try:
         blocks = {page: read_blocks(page) for page in pages}
         named = {b.name for found in blocks.values() for b in found}
