@@ -208,3 +208,32 @@ def test_item9_their_paragraphs_in_claims_md_say_so():
     ):
         assert f"tuned on the shallow window, the first K = {k} rounds (sparsity ≤ {level})" in blocks[name], name
     assert blocks["resets"].count("tuned on the shallow window, the first K = 5 rounds") == 2
+
+
+def test_the_per_seed_helpers_read_a_long_csv_for_paired_intervals_and_the_primary_endpoint(tmp_path):
+    """For sections that need the seeds (the main table's primary endpoint, intervals against a named row)."""
+    from scipy import stats
+
+    from scyc.claims.data import Data
+
+    spars = (0.0, 0.99, 0.995)
+    acc = {"scyc": (0.80, 0.85, 0.84), "cyclic": (0.80, 0.84, 0.82), "sgdr": (0.79, 0.83, 0.83)}
+    rows = []
+    for schedule, (a0, a1, a2) in acc.items():
+        for seed in range(4):
+            for rnd, (s, a) in enumerate(zip(spars, (a0, a1 + 0.002 * seed * (schedule == "scyc"), a2))):
+                rows.append({"run": f"{schedule}_{seed}", "schedule": schedule, "seed": seed, "round": rnd, "sparsity": s,
+                             "max_lr": 0.1, "best_val_acc": a, "test_acc_at_best_val": a, "test_acc": a})  # fmt: skip
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "docs" / "results" / "toy_runs.csv", index=False)
+    runs = Data(tmp_path).runs("toy")
+    paired = runs.paired("scyc", "cyclic", DEEP)
+    assert paired["sparsity"].tolist() == [0.99, 0.995]
+    diffs = [100 * (0.85 + 0.002 * seed - 0.84) for seed in range(4)]
+    half = stats.t.ppf(0.975, 3) * pd.Series(diffs).std() / 2
+    assert paired["mean"].iloc[0] == pytest.approx(sum(diffs) / 4)
+    assert paired["ci_low"].iloc[0] == pytest.approx(sum(diffs) / 4 - half)
+    assert paired["mean"].iloc[1] == pytest.approx(2.0) and paired["n"].tolist() == [4, 4]
+    ends = runs.endpoints(0.985, ["cyclic", "sgdr"])
+    assert [c.versus for c in ends.comparisons] == ["cyclic", "sgdr"]
+    assert ends.comparisons[0].difference.estimate == pytest.approx((sum(diffs) / 4 + 2.0) / 2)

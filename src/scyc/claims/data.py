@@ -10,6 +10,7 @@ import pandas as pd
 
 from scyc.claims import fmt
 from scyc.claims.errors import ClaimsError
+from scyc.claims.runs import Runs
 from scyc.claims.table import Table
 
 RESULTS = Path("docs/results")
@@ -20,6 +21,7 @@ class Data:
     def __init__(self, root: Path):
         self.root = Path(root)
         self._tables: dict[str, Table] = {}
+        self._runs: dict[tuple[str, str], Runs] = {}
         self.quoted: dict[str, list[tuple[str, str, str]]] = {}  # block -> [(name, text, note)]
         self._block = ""
 
@@ -32,6 +34,16 @@ class Data:
                 raise ClaimsError(f"table {name}: no file {RESULTS / (name + '.csv')} under {self.root}")
             self._tables[name] = Table.read(path)
         return self._tables[name]
+
+    def runs(self, name: str, select: str = "best_val") -> Runs:
+        """docs/results/<name>_runs.csv, the long CSV of every run's rows (per seed: the primary endpoint, paired
+        intervals against a named row); ``select``: best_val or end, as the table's."""
+        if (name, select) not in self._runs:
+            path = self.root / RESULTS / f"{name}_runs.csv"
+            if not path.is_file():
+                raise ClaimsError(f"runs of {name}: no file {RESULTS / (name + '_runs.csv')} under {self.root}")
+            self._runs[(name, select)] = Runs.read(path, select)
+        return self._runs[(name, select)]
 
     def tuning(self, name: str) -> pd.DataFrame:
         """docs/tuning/<name>.csv as it is committed."""
