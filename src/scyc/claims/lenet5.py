@@ -6,12 +6,49 @@ from __future__ import annotations
 from scyc.claims import fmt
 from scyc.claims.data import Data
 from scyc.claims.prose import at_levels, best_counts, cites, excluding_zero, name, shallow_tuning
-from scyc.claims.table import DEEP, SHALLOW
+from scyc.claims.table import DEEP, SHALLOW, compare_selects
 
 TABLE = "fashion_mnist_lenet5"
 BENCHMARKS = ("lr_rewind", "warmup", "cyclic", "sgdr")
 TUNED_ROUNDS = "4"  # K: conf/tuning/fmnist_conv.yaml's rounds when this table was made (docs/tuning/fmnist_conv.md)
 NAMED = "cyclic"  # the benchmark the conv net's text compares S-Cyc with by name
+
+
+PRUNABLE = 61_470  # LeNet-5's prunable weights (scyc.models: conv 6@5x5, conv 16@5x5, 120-84-10)
+WALL = {"tune": "34 min", "table": "1 h 40 min (6,005 s), 2026-11-27"}  # as recorded when each ran
+
+
+def setting(d: Data) -> str:
+    """The conv-net setting: what was run, how it was tuned, and how its two tables compare."""
+    t, end = d.table(TABLE), d.table(TABLE + "_end")
+    losses = [t.loss_from_best(lab) for lab in t.labels()]
+    left = round(PRUNABLE * (1 - t.deepest()))
+    diff, only_best, only_end = compare_selects(t, end)
+    pro, con = t.excluding_zero()
+    n_excl = len(pro) + len(con)
+    same = "the same" if not only_best and not only_end else "not the same"
+    return (
+        f"**The conv-net setting.** LeNet-5 (conv 6@5×5, conv 16@5×5, 120-84-10, ReLU; "
+        f"{d.recorded('prunable', f'{PRUNABLE:,}')} prunable weights) on Fashion-MNIST, the same pruning and reset, "
+        f"**{d.recorded('epochs', '2')} epochs per round** (a LeNet-5 epoch costs ~5× a LeNet-300-100 one on this "
+        f"CPU), **{d.count('rounds', len(t.levels()))} rounds**, down to {d.level('deepest', t.deepest())} sparsity "
+        f"(about {d.count('weights_left', left)} weights left), where every schedule has lost "
+        f"{d.dash('loss', min(losses), max(losses))} points from its best round. Tuned by the rule of the time "
+        f"(5 points per schedule, seeds 100 and 101; [tuning/fmnist_conv.md](tuning/fmnist_conv.md)), with the "
+        f"{shallow_tuning(d, t, TUNED_ROUNDS)}; S-Cyc, the four benchmarks and the oracle × seeds "
+        f"{d.text('seeds', fmt.words(t.seeds()))} ({d.count('runs', t.runs())} runs):\n"
+        "\n"
+        "```bash\n"
+        f"make tune SETTING=fmnist_conv         # {d.recorded('wall.tune', WALL['tune'])} on this machine\n"
+        f"make reproduce-table-conv             # {t.runs()} runs, {len(t.levels())} rounds of 2 epochs: "
+        f"{d.recorded('wall.table', WALL['table'])}\n"
+        "```\n"
+        "\n"
+        "Tables: [results/fashion_mnist_lenet5.md](results/fashion_mnist_lenet5.md) (`best_val`) and "
+        "[results/fashion_mnist_lenet5_end.md](results/fashion_mnist_lenet5_end.md) (`end`); their margins differ by "
+        f"at most {d.num('end.max_margin_difference', diff)} points, and {same} "
+        f"{d.count('excluding_zero', n_excl)} intervals exclude 0."
+    )
 
 
 def gradients(d: Data) -> str:

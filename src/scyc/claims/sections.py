@@ -13,6 +13,8 @@ from scyc.claims import lenet5, pruners, resets
 from scyc.claims.data import Data
 
 SECTIONS: dict[str, Callable[[Data], str]] = {
+    # docs/claims.md, the settings
+    "lenet5_setting": lenet5.setting,
     # docs/claims.md, (i)
     "lenet5_gradients": lenet5.gradients,
     # docs/claims.md, (ii)
