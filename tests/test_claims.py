@@ -238,3 +238,14 @@ def test_the_per_seed_helpers_read_a_long_csv_for_paired_intervals_and_the_prima
     ends = runs.endpoints(0.985, ["cyclic", "sgdr"])
     assert [c.versus for c in ends.comparisons] == ["cyclic", "sgdr"]
     assert ends.comparisons[0].difference.estimate == pytest.approx((sum(diffs) / 4 + 2.0) / 2)
+
+
+def test_a_section_that_writes_its_numbers_itself_still_has_them_printed():
+    """Sections that do not quote through Data (scyc.claims_main's, which return finished markdown) get every
+    number of their text listed, so the script still prints every number the pages quote."""
+    from scyc.claims.data import Data
+
+    d = Data(ROOT)
+    d.render("x", lambda _: "S-Cyc − cyclic: −0.12 [−0.30, +0.05] at seeds 0–5, 1,562 s, 98.56 % (run-3)")
+    assert d.lines() == ["[x]", *(f"x.number{i} = {v}" for i, v in enumerate(
+        ["−0.12", "−0.30", "+0.05", "0", "5", "1,562", "98.56 %"], 1))]  # fmt: skip

@@ -4,6 +4,7 @@ page's text and remember it under the block's name, so ``scripts/claims.py`` can
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from scyc.claims.errors import ClaimsError
 from scyc.claims.runs import Runs
 from scyc.claims.table import Table
 
+NUMBER = re.compile(r"(?<![\w.\-/])[−+]?\d+(?:,\d{3})*(?:\.\d+)?(?: ?%)?")  # a number as a page writes it
 RESULTS = Path("docs/results")
 TUNING = Path("docs/tuning")
 
@@ -34,6 +36,14 @@ class Data:
                 raise ClaimsError(f"table {name}: no file {RESULTS / (name + '.csv')} under {self.root}")
             self._tables[name] = Table.read(path)
         return self._tables[name]
+
+    def long(self, name: str) -> pd.DataFrame:
+        """docs/results/<name>_runs.csv as committed: the long CSV of every run's rows (one line per run and
+        round), for sections that work on the frame themselves (scyc.claims_main)."""
+        path = self.root / RESULTS / f"{name}_runs.csv"
+        if not path.is_file():
+            raise ClaimsError(f"runs of {name}: no file {RESULTS / (name + '_runs.csv')} under {self.root}")
+        return pd.read_csv(path, dtype={"run": str, "schedule": str})
 
     def runs(self, name: str, select: str = "best_val") -> Runs:
         """docs/results/<name>_runs.csv, the long CSV of every run's rows (per seed: the primary endpoint, paired
@@ -58,9 +68,12 @@ class Data:
         self._block = block
         self.quoted[block] = []
         try:
-            return section(self).strip("\n")
+            text = section(self).strip("\n")
         finally:
             self._block = ""
+        if not self.quoted[block]:  # a section that wrote its numbers itself: list them as the page has them
+            self.quoted[block] = [(f"number{i + 1}", m, "") for i, m in enumerate(NUMBER.findall(text))]
+        return text
 
     def text(self, name: str, text: str, value: float | int | None = None, note: str = "") -> str:
         """Record ``text`` (a number as the page writes it) under ``name``; returns it. ``value``: the unrounded
