@@ -41,7 +41,7 @@ TUNE_ARGS  ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 RESULTS    := docs/results/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help publish reproduce-table reproduce-table-conv reproduce-pruners reproduce-resets table device-check tune docs
+.PHONY: setup data run test test-all lint format clean help publish claims reproduce-table reproduce-table-conv reproduce-pruners reproduce-resets table device-check tune docs
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
@@ -147,6 +147,12 @@ tune: setup data
 docs: setup data
 	$(PY) scripts/plot_schedules.py schedule=$(SCHEDULES),$(SCHEDULES3) pruner.rounds=32 \
 		--out docs/figures/schedules.png --dpi 80
+
+# Every number of docs/claims.md and the README's headline, from the committed CSVs (scripts/claims.py): prints them
+# and checks the pages' generated blocks (exit 1 when one differs); CLAIMS_ARGS=--write rewrites the blocks.
+CLAIMS_ARGS ?=
+claims: setup
+	$(PY) scripts/claims.py $(CLAIMS_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
