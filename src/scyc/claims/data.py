@@ -39,7 +39,7 @@ class Data:
 
     def long(self, name: str) -> pd.DataFrame:
         """docs/results/<name>_runs.csv as committed: the long CSV of every run's rows (one line per run and
-        round), for sections that work on the frame themselves (scyc.claims_main)."""
+        round), for sections that work on the frame themselves (scyc.claims.main_table)."""
         path = self.root / RESULTS / f"{name}_runs.csv"
         if not path.is_file():
             raise ClaimsError(f"runs of {name}: no file {RESULTS / (name + '_runs.csv')} under {self.root}")

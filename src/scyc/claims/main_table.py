@@ -1,4 +1,4 @@
-"""The main table's numbers for docs/claims.md and the README (LeNet-300-100, the protocol fixed before its runs):
+"""The main table's blocks of docs/claims.md and the README (LeNet-300-100, the protocol fixed before its runs):
 pure functions of the committed CSVs (the tuning runs' long CSV, the table's long CSV), each returning the
 markdown of one generated block. ``scyc.claims`` registers them; every number in them is computed here."""
 
