@@ -136,3 +136,71 @@ def ablation_difference(long: pd.DataFrame) -> tuple[float, float, float] | None
     _, e = endpoint_table(long)
     c = next((c for c in e.comparisons if c.versus == "cyclic_flat_top"), None)
     return None if c is None else (c.difference.estimate, c.difference.low, c.difference.high)
+
+
+def oracle_choices(long: pd.DataFrame) -> tuple[float, float, int]:
+    """Spearman's rho (and p) between sparsity and the max_lr the oracle chose, over its runs' rounds."""
+    from scipy.stats import spearmanr
+
+    o = long[long["schedule"] == "oracle"]
+    rho, p = spearmanr(o["sparsity"], o["max_lr"])
+    return float(rho), float(p), len(o)
+
+
+def block_oracle(long: pd.DataFrame) -> str:
+    """Claim (iv): S-Cyc minus the oracle on the primary endpoint (their common seeds), and how often the oracle
+    is below the best fixed schedule at a level (means of the per-level table)."""
+    table, _ = endpoint_table(long)
+    e = primary_endpoints(table, ENDPOINT, ["oracle"])
+    lines = []
+    if e.comparisons:
+        c = e.comparisons[0]
+        d = c.difference
+        lines.append(f"S-Cyc minus the oracle on the primary endpoint (seeds {', '.join(map(str, c.seeds))}, paired): "
+                     f"{_sign(d.estimate)} points [{_sign(d.low)}, {_sign(d.high)}], p {_p(d.p)}.")  # fmt: skip
+    fixed = [row for row in table.rows if row[0] not in ("oracle",)]
+    below = total = 0
+    for s in table.columns:
+        if ("oracle", s) not in table.cells.index:
+            continue
+        best = max(table.cells.loc[(*row, s), "mean"] for row in fixed if (*row, s) in table.cells.index)
+        total += 1
+        below += bool(table.cells.loc[("oracle", s), "mean"] < best)
+    rho, p, n = oracle_choices(long)
+    lines.append(f"The oracle's mean is below the best fixed schedule's at {below} of the {total} levels. Its choices "
+                 f"of max_lr against sparsity ({n} run-rounds): Spearman ρ {rho:+.2f}, p {_p(p)}.")  # fmt: skip
+    return "\n".join(lines)
+
+
+def block_readme(long: pd.DataFrame) -> str:
+    """The README's headline sentence on claim (iii), from the primary endpoints."""
+    _, e = endpoint_table(long)
+    parts = []
+    for c in e.comparisons:
+        d = c.difference
+        parts.append(f"{NAMES.get(c.versus, c.versus)} {_sign(d.estimate)} [{_sign(d.low)}, {_sign(d.high)}]"
+                     f"{' (Holm p ' + _p(c.p_holm) + ')' if c.p_holm < 0.05 else ''}")  # fmt: skip
+    return (f"On the primary endpoint fixed before the runs (per seed, the mean test accuracy over the "
+            f"{len(e.levels)} levels at ≥ {100 * ENDPOINT:g} % sparsity; 6 seeds, paired, Holm-adjusted), S-Cyc minus: "
+            + "; ".join(parts) + " points.")  # fmt: skip
+
+
+# the sections of scyc.claims.sections: Data -> markdown
+def main_tuning(d) -> str:
+    return block_tuning_shift(d.tuning("fmnist_lenet300_runs"))
+
+
+def main_endpoints(d) -> str:
+    return block_endpoints(d.long("fashion_mnist_default"))
+
+
+def main_gradients(d) -> str:
+    return block_gradients(d.long("fashion_mnist_default"))
+
+
+def main_oracle(d) -> str:
+    return block_oracle(d.long("fashion_mnist_default"))
+
+
+def readme_main(d) -> str:
+    return block_readme(d.long("fashion_mnist_default"))
