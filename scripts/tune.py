@@ -76,11 +76,15 @@ def label(point: dict[str, float], sep: str = "_") -> str:
     return sep.join(f"{v:g}" for v in point.values())
 
 
-def complete(run_dir: Path) -> bool:
+def status(run_dir: Path) -> str | None:
     try:
-        return json.loads((run_dir / "summary.json").read_text()).get("status") == "complete"
+        return json.loads((run_dir / "summary.json").read_text()).get("status")
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
+
+
+def complete(run_dir: Path) -> bool:
+    return status(run_dir) == "complete"
 
 
 def scored_rounds(res, score: dict, rounds: int):
@@ -190,6 +194,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--runs-dir", type=Path, default=None, help="default: outputs/tuning/<setting>")
     parser.add_argument("--conf-dir", type=Path, default=ROOT / "conf" / "schedule" / "tuned")
     parser.add_argument("--docs-dir", type=Path, default=ROOT / "docs" / "tuning")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="run again the points whose run failed (a deterministic run fails the same way: by "
+                             "default a failed point stays failed)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         return tune(args)
@@ -238,7 +245,8 @@ def tune(args) -> dict[str, dict]:
 
     def run_point(s: str, p: dict) -> None:
         point_dir = runs_dir / s / label(p)
-        todo = [x for x in seeds if not complete(point_dir / f"seed{x}")]
+        done = ("complete",) if args.retry_failed else ("complete", "failed")
+        todo = [x for x in seeds if status(point_dir / f"seed{x}") not in done]
         if not todo:
             return
         cmd = [sys.executable, str(ROOT / "train.py"), "-m", *overrides, f"schedule={options[s]}",
@@ -324,6 +332,9 @@ def tune(args) -> dict[str, dict]:
             lines += ["", f"{ABLATION} (the ablation row, not tuned): cyclical LR with max_lr = S-Cyc's tuned "
                       f"max_lr_high = {hi:g}, base_lr {flat['base_lr']:g}."]  # fmt: skip
             results[ABLATION] = {"values": {"max_lr": hi}}
+    if untuned := [s for s in TABLE if s not in results]:
+        lines += ["", f"Not tuned by this call: {', '.join(untuned)} (their YAMLs in conf/schedule/tuned/{name}/, if "
+                  "any, are from an earlier tuning and say so in their first line)."]  # fmt: skip
     args.docs_dir.mkdir(parents=True, exist_ok=True)
     (args.docs_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
     if long_rows:

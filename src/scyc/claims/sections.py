@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scyc.claims import lenet5, pruners, resets
+from scyc.claims import lenet5, main_table, pruners, resets
 from scyc.claims.data import Data
 
 SECTIONS: dict[str, Callable[[Data], str]] = {
     # docs/claims.md, the settings
     "lenet5_setting": lenet5.setting,
     # docs/claims.md, (i)
+    "main_tuning": main_table.main_tuning,
     "lenet5_gradients": lenet5.gradients,
     # docs/claims.md, (ii)
     "pruner_lamp": pruners.lamp,
