@@ -26,9 +26,17 @@ def main() -> None:
     """``python train.py <overrides>``: Hydra's main over ``conf/`` with the typed schema and the Optuna sweeper."""
     import hydra
 
+    from scyc import overrides
     from scyc.config import register_configs
+    from scyc.registry import ConfigError
     from scyc.sweeps import register_optuna_sweeper
 
+    try:  # a misspelled key: one line with the close matches, before Hydra composes (nothing written)
+        overrides.check(sys.argv[1:], CONF)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv[1:] = overrides.normalize(sys.argv[1:])  # a plug-in's <group>.extra keys: with or without its YAML
     register_configs()
     register_optuna_sweeper(CONF / "search" / "optuna.yaml")
     hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(train)()
@@ -67,6 +75,7 @@ def train(cfg: DictConfig) -> float:
             # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
             env = stack.enter_context(distributed.session(cfg.device))
             run_dir = distributed.shared_run_dir(run_dir, env)
+            resolve_data_dir(cfg)
             config = load(cfg)
             validate(config)  # the one validation pass; the constructors below check their own parameters
             _note_paper_preset(HydraConfig.get().runtime.choices)
@@ -107,8 +116,8 @@ def train(cfg: DictConfig) -> float:
 def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir: str | None = None) -> dict[str, Any]:
     """Run one experiment in ``run_dir`` and return its summary (summary.json: ``status``, ``final_test_acc``, ...).
 
-    The config is composed with Hydra's compose API from ``conf/`` (or ``config_dir``) and ``overrides``, exactly
-    as ``train.py`` composes it; then the CLI's guards: validation, the run dir's lock, and the resume rules (a
+    The config is composed with Hydra's compose API from ``conf/`` and ``overrides``, exactly as ``train.py``
+    composes it; ``config_dir`` adds a folder of your own options to the search path, as ``--config-dir`` does; then the CLI's guards: validation, the run dir's lock, and the resume rules (a
     dir that holds a run is refused without ``resume=true``; ``resume=true`` continues from its last checkpoint,
     or returns the summary of a finished run). A relative ``data_dir`` is taken from the repository root, where
     the CLI runs. Refusals raise ``scyc.registry.ConfigError`` (the CLI's exit 2); a failed run raises after
@@ -117,15 +126,23 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
     """
     from hydra import compose, initialize_config_dir
 
+    from scyc import overrides as checked
     from scyc import rundir
     from scyc.config import load, register_configs, validate
+    from scyc.registry import ConfigError
 
     register_configs()
-    conf, run_dir = Path(config_dir or CONF).resolve(), Path(run_dir)
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="train"):
-        cfg = compose("config", overrides=list(overrides))
-    if not Path(cfg.data_dir).is_absolute():
-        cfg.data_dir = str(conf.parent / cfg.data_dir)
+    checked.check(overrides, CONF)
+    composed = checked.normalize(overrides)
+    if config_dir is not None:  # added to conf/, as the CLI's --config-dir adds it
+        extra = Path(config_dir).resolve()
+        if not extra.is_dir():
+            raise ConfigError(f"config_dir={config_dir} is not a folder")
+        composed.append(f"hydra.searchpath=[file://{extra}]")
+    run_dir = Path(run_dir)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="train"):
+        cfg = compose("config", overrides=composed)
+    resolve_data_dir(cfg)
     config = load(cfg)
     validate(config)
     rundir.API_CALL = list(overrides)  # summary.json's command and the resume hint name this call
@@ -133,6 +150,13 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
         return _run(config, cfg, list(overrides), run_dir)
     finally:
         rundir.API_CALL = None
+
+
+def resolve_data_dir(cfg: DictConfig) -> None:
+    """A relative ``data_dir`` (``data`` by default) is taken from the repository root, wherever the command runs
+    (``cd /tmp/mine && python /path/to/train.py`` finds the repository's data, and fetches nothing into /tmp/mine)."""
+    if not Path(cfg.data_dir).is_absolute():
+        cfg.data_dir = str(CONF.parent / cfg.data_dir)
 
 
 def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str, Any]:

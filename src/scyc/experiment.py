@@ -163,7 +163,10 @@ class Experiment:
             first_round, first_epoch = self._restore() if self.resume else (0, 0)
             bar = tqdm(range(first_round, self.rounds), desc="rounds", disable=self._no_bar)
             for r in bar:
-                if not (r == first_round and first_epoch > 0):  # resumed inside round r: pruned already
+                resumed_inside = r == first_round and first_epoch > 0  # pruned and measured already
+                # the round's clock; resumed inside round r, its training so far counts (round_seconds does too)
+                round_start = time.perf_counter() - (self._resume_round["state"]["elapsed"] if resumed_inside else 0)
+                if not resumed_inside:
                     if r > 0:
                         self.prune()
                     self._call("on_round_start", r)  # measure the network about to be trained
@@ -180,7 +183,10 @@ class Experiment:
                     for record in epochs:  # the path actually taken
                         self.record_epoch(record)
                 self.record_round(result)
-                self.save_checkpoint("round", (r + 1, 0))
+                result.other_seconds = time.perf_counter() - round_start - result.round_seconds
+                self.save_checkpoint("round", (r + 1, 0))  # holds other_seconds without its own write
+                result.other_seconds = time.perf_counter() - round_start - result.round_seconds
+                self.outputs.update_round(result, asdict(result))
                 self.stop.raise_if_requested(f"after round {r}")
                 bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
             return self._finish(time.perf_counter() - start)

@@ -1,0 +1,199 @@
+"""Issue 27, 'a user's first hour, and their own code': a smoke preset, a plug-in's keys from the command line,
+runs from outside the repository, the Python API's config_dir, honest round timings, help that helps and docs
+that match the code. Each test is named test_item<N>_... after the issue's numbering."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from trust_helpers import QUICK, ROOT, assert_one_line_error, env_without, run, summary, train_cmd
+
+from scyc import overrides as checked
+from scyc.config import load, register_configs
+from scyc.registry import ConfigError
+
+PLUGIN = '''
+from torch.optim.lr_scheduler import ExponentialLR
+
+from scyc.pruning.global_magnitude import GlobalMagnitude
+from scyc.schedules.shapes import Shape, set_lr
+
+
+class EpsMagnitude(GlobalMagnitude):
+    """A user's pruner with a key of its own (eps)."""
+
+    def __init__(self, rate: float = 0.2, min_remaining: float = 0.0, eps: float = 1e-12):
+        super().__init__(rate, min_remaining)
+        self.eps = eps
+
+
+class Exponential(Shape):
+    keys = ("final_fraction",)
+
+    def __init__(self, final_fraction: float = 0.5):
+        self.final_fraction = final_fraction
+
+    def build(self, optimizer, max_lr, total_steps, steps_per_epoch):
+        set_lr(optimizer, max_lr)
+        return ExponentialLR(optimizer, gamma=self.final_fraction ** (1 / total_steps))
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """A user's module (``myplug``: a pruner and a schedule shape with keys the schema does not know)."""
+    (tmp_path / "myplug.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def composed(*overrides: str):
+    """The typed config as train.py composes it (overrides checked and normalised first)."""
+    register_configs()
+    checked.check(overrides, ROOT / "conf")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return load(compose("config", overrides=checked.normalize(overrides)))
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. A plug-in's keys from the command line, with or without an `extra:` block in its YAML
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("pruner.extra.eps=1e-9", "schedule.extra.final_fraction=0.01"),
+        ("+pruner.extra.eps=1e-9", "+schedule.extra.final_fraction=0.01"),
+        ("pruner.extra={eps:1e-9}", "schedule.extra={final_fraction:0.01}"),
+    ],
+)
+def test_item3_plugin_keys_from_the_command_line_reach_the_class(plugin, overrides):
+    from scyc.pruning import PRUNERS
+    from scyc.schedules import build_schedule
+
+    cfg = composed("pruner.name=myplug.EpsMagnitude", "schedule.shape=myplug.Exponential", "schedule.base_lr=null",
+                   "schedule.cycles_per_round=null", *overrides)  # fmt: skip
+    assert PRUNERS.build(cfg.pruner.name, cfg.pruner.pruner_options()).eps == 1e-9
+    assert build_schedule(cfg.schedule.options()).shape.final_fraction == 0.01
+
+
+def test_item3_plugin_keys_override_a_yaml_extra_block_and_sweep(plugin):
+    """With an option YAML of the user's own that has an `extra:` block, the same overrides replace its values;
+    a sweep over a plug-in key composes one job per value, as Hydra's sweeper composes them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    conf = plugin / "myconf" / "pruner"
+    conf.mkdir(parents=True)
+    base = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "pruner" / "global_magnitude.yaml"))
+    (conf / "eps.yaml").write_text(OmegaConf.to_yaml({**base, "name": "myplug.EpsMagnitude", "extra": {"eps": 1.0}}))
+    register_configs()
+    swept = checked.normalize(["pruner.extra.eps=1e-3,1e-6"])
+    parsed = OverridesParser.create().parse_overrides(swept)
+    values = [str(v) for v in parsed[0].sweep_iterator()]
+    assert values == ["0.001", "1e-06"], values
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for value in values:
+            over = [f"hydra.searchpath=[file://{plugin / 'myconf'}]", "pruner=eps", f"{parsed[0].key_or_group}={value}"]
+            cfg = load(compose("config", overrides=checked.normalize(over)))
+            assert cfg.pruner.extra == {"eps": float(value)}
+
+
+def test_item3_a_wrong_plugin_key_is_refused_in_one_line(plugin, tmp_path):
+    env = env_without(PYTHONPATH=os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")]))
+    run_dir = tmp_path / "run"
+    proc = run(train_cmd(run_dir, *QUICK, "pruner.name=myplug.EpsMagnitude", "pruner.extra.epz=1e-9"), env=env)
+    assert_one_line_error(proc, "epz")
+    assert not run_dir.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. Running from outside the repository finds the repository's data and fetches nothing into the cwd
+def test_item5_train_py_from_another_folder_uses_the_repository_data(tmp_path):
+    cwd = tmp_path / "mine"
+    cwd.mkdir()
+    run_dir = tmp_path / "run"
+    proc = run(train_cmd(run_dir, *QUICK, "pruner.rounds=1", "dataset.download=false"), cwd=cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert summary(run_dir)["status"] == "complete"
+    assert not any(cwd.iterdir()), sorted(str(p) for p in cwd.rglob("*"))
+
+
+def test_item5_pythonpath_for_a_users_modules_is_documented():
+    assert "PYTHONPATH" in (ROOT / "README.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. scyc.run(config_dir=...) adds a folder to conf/ (as --config-dir does) instead of replacing it
+def test_item6_api_config_dir_adds_to_conf(tmp_path):
+    import scyc
+
+    conf = tmp_path / "myconf" / "schedule"
+    conf.mkdir(parents=True)
+    (conf / "my.yaml").write_text("name: my\npolicy: constant\nshape: constant\nlr: 0.02\n")
+    run_dir = tmp_path / "run"
+    out = scyc.run([*QUICK, "pruner.rounds=1", "schedule=my", "wandb.mode=disabled", "progress=false"],
+                   run_dir=run_dir, config_dir=str(tmp_path / "myconf"))  # fmt: skip
+    assert out["status"] == "complete"
+    assert pd.read_csv(run_dir / "results.csv")["max_lr"].tolist() == [0.02]
+
+
+def test_item6_api_refuses_a_missing_config_dir(tmp_path):
+    import scyc
+
+    with pytest.raises(ConfigError, match="config_dir"):
+        scyc.run(["pruner.rounds=1"], run_dir=tmp_path / "run", config_dir=str(tmp_path / "nowhere"))
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# 8. Honest timings: the rest of a round's time has its own column
+def test_item8_results_have_the_rest_of_each_round(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run(train_cmd(run_dir, *QUICK[:-2], "analysis.figures=false"))  # with the gradient measurement
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = pd.read_csv(run_dir / "results.csv")
+    assert list(results.columns[-2:]) == ["round_seconds", "other_seconds"]
+    assert (results["other_seconds"] > 0).all() and results["other_seconds"].notna().all(), results
+    ckpt = torch.load(run_dir / "checkpoints" / "round_01.pt", weights_only=False)
+    assert ckpt["state"]["results"][-1]["other_seconds"] > 0  # what a resume puts back
+    text = (ROOT / "README.md").read_text()
+    assert "other_seconds" in text and "round_seconds" in text
+
+
+def test_item8_old_checkpoint_rows_and_configs_still_load():
+    """A checkpoint written before other_seconds (and before test_subset and `extra: {}`) resumes: its rows load
+    with other_seconds NaN, and its config does not count as changed."""
+    from scyc import rundir
+    from scyc.state import RESULT_COLUMNS, RoundResult
+
+    old_row = {k: 1.0 for k in RESULT_COLUMNS if k != "other_seconds"}
+    assert math.isnan(RoundResult(**old_row).other_seconds)
+    now = composed().raw
+    old = OmegaConf.to_container(OmegaConf.create(now))
+    del old["dataset"]["test_subset"]
+    for group in ("model", "dataset", "pruner", "schedule"):
+        old[group]["extra"] = None
+    assert rundir.config_differences(old, now) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# 9. A misspelled key: the project's own line with the close matches
+def test_item9_misspelled_key_says_did_you_mean(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run(train_cmd(run_dir, "pruner.rte=0.3"))
+    line = assert_one_line_error(proc, "pruner.rte", "did you mean pruner.rate")
+    assert "+pruner" not in line
+    assert not run_dir.exists()
+
+
+def test_item9_group_outside_the_defaults_is_named():
+    with pytest.raises(ConfigError, match=r"\+experiment=smoke"):
+        checked.check(["experiment=smoke"], ROOT / "conf")
+    checked.check(["pruner=lamp", "seed=1", "+model.depth=3", "hydra.run.dir=x", "hydra/launcher=parallel"],
+                  ROOT / "conf")  # fmt: skip
+
