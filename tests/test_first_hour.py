@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
+import re
+import sys
 
 import pandas as pd
 import pytest
@@ -197,3 +198,97 @@ def test_item9_group_outside_the_defaults_is_named():
     checked.check(["pruner=lamp", "seed=1", "+model.depth=3", "hydra.run.dir=x", "hydra/launcher=parallel"],
                   ROOT / "conf")  # fmt: skip
 
+
+# ------------------------------------------------------------------------------------------------
+# 7. Per-layer figures of a model with dozens of layers: the largest layers and a summary, not a legend that
+#    covers the plot (and no constrained_layout warning)
+def test_item7_per_layer_figure_of_forty_layers_shows_top_layers_and_a_summary(tmp_path, monkeypatch):
+    import warnings
+
+    from scyc.analysis import figures
+    from scyc.rundirs import RunDir
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    layers = [f"layer{i}.weight" for i in range(40)]
+    rows = [{"round": r, "when": w, "population": p, "layer": layer, "sparsity": 1 - 0.8**r, "std": 1e-3 * (i + 1)}
+            for r in range(4) for w in ("start", "end") for p in ("surviving", "all_zeroed")
+            for i, layer in enumerate(["global", *layers])]  # fmt: skip
+    pd.DataFrame(rows).to_csv(run_dir / "grad_stats.csv", index=False)
+    sizes = [
+        {"round": 0, "layer": layer, "numel": 100 + (i * 37) % 41, "sparsity": 0.0} for i, layer in enumerate(layers)
+    ]
+    pd.DataFrame(sizes).to_csv(run_dir / "layer_sparsity.csv", index=False)
+    drawn, save = {}, figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: save(drawn.setdefault("fig", fig), path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constrained_layout warning (drawing at savefig) fails the test
+        figures.plot_grad_std_vs_sparsity([RunDir(run_dir)], tmp_path / "f.png")
+    per_layer = drawn["fig"].axes[1]
+    labels = [t.get_text() for t in per_layer.get_legend().get_texts()]
+    largest = sorted(layers, key=lambda x: -(100 + (layers.index(x) * 37) % 41))[: figures.TOP_LAYERS]
+    assert set(largest) <= set(labels), labels
+    assert len(labels) == figures.TOP_LAYERS + 1 and "other 34 layers" in labels[-1], labels
+
+
+def test_item7_log_lines_of_parallel_sweep_jobs_carry_the_run_name(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = train_cmd(None, "hydra/launcher=parallel", "seed=0,1", f"hydra.sweep.dir={sweep}", *QUICK, "pruner.rounds=1")
+    proc = run([*cmd[:2], "-m", *cmd[2:]])  # Hydra's options before the overrides
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    for name in ("0_scyc_global_magnitude_seed0", "1_scyc_global_magnitude_seed1"):
+        assert re.search(rf"\]\[{name}\]\[scyc\]\[INFO\] - round 0/0 \|", out), (name, out[-3000:])
+        log = (sweep / name / "train.log").read_text()  # the run's own log: the plain format
+        assert "][scyc][INFO] - round 0/0" in log and name + "][" not in log, log
+
+
+# ------------------------------------------------------------------------------------------------
+# 9. --help: the common keys, one line each, and the groups train.py can pick (not tuning)
+def test_item9_help_lists_common_keys_and_the_groups_a_user_picks():
+    proc = run([sys.executable, str(ROOT / "train.py"), "pruner.rounds=3", "--help"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    page = proc.stdout
+    assert len(page.splitlines()) <= 50, "a short page"
+    assert re.search(r"^\s+pruner\.rounds\s+3\s+\S", page, flags=re.M), "values as composed with the overrides"
+    assert re.search(r"^\s+pruner\.rate\s+0\.2\s+\S", page, flags=re.M)
+    known = checked.schema_keys()
+    keys = re.findall(r"^  ([a-z_]+\.[a-z_.]+|seed|device|progress|resume)\s", page, flags=re.M)
+    assert len(keys) >= 10 and set(keys) <= set(known), keys
+    conf = ROOT / "conf"
+    for group in ("model", "dataset", "pruner", "schedule", "experiment", "hydra/launcher"):
+        for yaml_file in (conf / group).glob("*.yaml"):
+            assert yaml_file.stem in page, (group, yaml_file.stem)
+    assert "tuning" not in page and "fmnist_lenet300" in page  # the tuned schedules, not the tuning settings
+    readme = (ROOT / "README.md").read_text()
+    assert "python train.py --help" in readme and "-sc install=bash" in readme  # tab completion
+
+
+def test_item9_shell_completion_is_left_to_hydra():
+    proc = run([sys.executable, str(ROOT / "train.py"), "-sc", "install=bash"], timeout=120)
+    assert proc.returncode == 0 and "hydra_bash_completion" in proc.stdout, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# 10. Docs that match the code; no warning that says nothing; what the rounds bar waits on
+def test_item10_small_run_has_no_grad_batches_warning(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run(train_cmd(run_dir, *QUICK[:-2], "analysis.figures=false", "pruner.rounds=1"))  # 500 images: 3 batches
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "grad_batches" not in proc.stdout + proc.stderr + (run_dir / "train.log").read_text()
+
+
+def test_item10_rounds_bar_says_what_it_waits_on(tmp_path):
+    from test_trust_runs import run_in_terminal
+
+    cmd = [c for c in train_cmd(tmp_path / "run", *QUICK[:-2], "analysis.figures=false") if c != "progress=false"]
+    rc, out = run_in_terminal([*cmd, "progress=true"])
+    assert rc == 0, out[-3000:]
+    said = set(re.findall(r"rounds \[round (\d): ([a-z ]+)\]", out))
+    assert {("0", "measuring gradients"), ("1", "pruning"), ("1", "training")} <= said, said
+
+
+def test_item10_pruning_doc_names_where_the_masks_are(tmp_path):
+    text = (ROOT / "docs" / "pruning.md").read_text()
+    assert "ck['state']['masks']" in text or 'ck["state"]["masks"]' in text
+    assert "{layer: bool tensor}" not in text.replace("`", "")

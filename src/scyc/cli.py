@@ -37,6 +37,12 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     sys.argv[1:] = overrides.normalize(sys.argv[1:])  # a plug-in's <group>.extra keys: with or without its YAML
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:  # the project's page; Hydra's is --hydra-help
+        from scyc.help import page
+
+        register_configs()
+        print(page(CONF, [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]))
+        sys.exit(0)
     register_configs()
     register_optuna_sweeper(CONF / "search" / "optuna.yaml")
     hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(train)()
@@ -79,6 +85,8 @@ def train(cfg: DictConfig) -> float:
             config = load(cfg)
             validate(config)  # the one validation pass; the constructors below check their own parameters
             _note_paper_preset(HydraConfig.get().runtime.choices)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:  # runs side by side: say whose line it is
+                name_console_lines(run_dir.name)
             experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
             if env.is_main:  # accepted: now .hydra/ records this invocation
                 rundir.accept(run_dir, cfg)
@@ -111,6 +119,14 @@ def train(cfg: DictConfig) -> float:
         except WandbStartError as exc:  # the run is marked failed with the reason
             print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
             sys.exit(1)
+
+
+def name_console_lines(name: str) -> None:
+    """Log lines on the console carry the run's name (``[<time>][<run>][scyc][INFO] - ...``): the jobs of a
+    parallel sweep write to one terminal. The run's own train.log keeps the plain format."""
+    console = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    for handler in console:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("[%(name)s]", f"[{name}][%(name)s]")))
 
 
 def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir: str | None = None) -> dict[str, Any]:

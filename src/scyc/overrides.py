@@ -50,20 +50,38 @@ def schema_keys() -> list[str]:
     return keys
 
 
-def normalize(overrides: Sequence[str]) -> list[str]:
-    """``overrides`` with a plug-in's ``<group>.extra...=`` keys turned into Hydra's ``++`` (add or override)."""
-    out = []
-    for o in overrides:
-        key = _key(o)
-        out.append(f"++{o}" if key is not None and EXTRA.match(key) else o)
+# Hydra's options that take a value (the next argument, never an override); shell completion: left to Hydra
+TAKES_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-p", "--package", "--cfg", "-c"}
+COMPLETION = {"-sc", "--shell-completion"}
+
+
+def _overrides(args: Sequence[str]) -> list[tuple[int, str]]:
+    """The overrides among command-line ``args`` (with their positions); none when completing a command line."""
+    if COMPLETION & set(args):
+        return []
+    out, skip = [], False
+    for i, a in enumerate(args):
+        if not skip and not a.startswith("-"):
+            out.append((i, a))
+        skip = a in TAKES_VALUE
     return out
 
 
-def check(overrides: Sequence[str], conf: Path) -> None:
+def normalize(args: Sequence[str]) -> list[str]:
+    """``args`` with a plug-in's ``<group>.extra...=`` keys turned into Hydra's ``++`` (add or override)."""
+    out = list(args)
+    for i, o in _overrides(args):
+        key = _key(o)
+        if key is not None and EXTRA.match(key):
+            out[i] = f"++{o}"
+    return out
+
+
+def check(args: Sequence[str], conf: Path) -> None:
     """Refuse a plain ``key=value`` whose key the schema does not have, naming the close matches (``conf``: the
     config folder, whose sub-folders are the groups)."""
     known = schema_keys()
-    for o in overrides:
+    for _, o in _overrides(args):
         key = _key(o)
         if key is None or key in known or EXTRA.match(key):
             continue
