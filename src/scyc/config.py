@@ -238,3 +238,7 @@ def validate(cfg: Config) -> None:
     for key, value, ok, allowed in checks:
         if value is None or not ok(value):
             raise ConfigError(f"{key}={value} is not allowed: it must be {allowed}")
+    subset = cfg.dataset.test_subset  # its upper bound (the test set's size) is checked when the data are read
+    if subset is not None and subset < 1:
+        raise ConfigError(f"dataset.test_subset={subset} is not allowed: it must be null (the whole test set) or "
+                          "an integer >= 1 (the first N test examples)")  # fmt: skip
