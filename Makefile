@@ -8,20 +8,28 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP      := $(VENV)/.scyc-installed
 ARGS       ?=
 PYTEST_ARGS ?=
-# make reproduce-table: one sweep (schedules x seeds) into outputs/tables/$(TABLE), its tables copied to docs/results/.
+# make reproduce-table: the main table, into outputs/tables/$(TABLE)/ only (publishing into docs/results/ is a step of
+# its own: make publish TABLE=...). Two sweeps: the rows of the primary endpoint (S-Cyc, the four benchmarks and the
+# ablation cyclic_flat_top, cyclical LR flat at S-Cyc's tuned top) over SEEDS (0-5), into $(TABLE)/main; then the
+# oracle (and, with BEYOND=1, the two schedules of docs/beyond.md) over SEEDS3 (0-2), into $(TABLE)/three_seeds.
 # The schedules are the tuned ones (conf/schedule/tuned/$(TUNED)/, written by make tune SETTING=$(TUNED)) when they
-# exist, else the shipped options. Default: Fashion-MNIST, LeNet-300-100, 32 rounds (to 99.9 % sparsity, where
-# accuracy falls), S-Cyc, the four benchmarks and the oracle; BEYOND=1 adds the two schedules of docs/beyond.md.
+# exist, else the shipped options. Default: Fashion-MNIST, LeNet-300-100, 32 rounds (to 99.9 % sparsity).
+# Primary endpoint (stated before the run): per seed, the mean test accuracy at the best-validation epoch over the
+# levels >= ENDPOINT (98.5 %); S-Cyc minus each named row, paired over seeds, Holm-adjusted (docs/claims.md).
 EXPERIMENT ?=
 TUNED      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fmnist_lenet300)
 T          := $(if $(wildcard conf/schedule/tuned/$(TUNED)/scyc.yaml),tuned/$(TUNED)/,)
 SCYC_OPT   := $(if $(T),scyc,$(if $(EXPERIMENT),scyc_$(patsubst paper_%,%,$(EXPERIMENT)),scyc))
-# The oracle (5 trainings a round) goes first: with 2 workers the longest jobs start first and the sweep ends sooner.
 # S-Cyc and the four benchmarks: the table's rows, and every sweep of make reproduce-pruners / reproduce-resets.
 BENCH      := $(T)$(SCYC_OPT),$(T)lr_rewind,$(T)warmup,$(T)cyclic,$(T)sgdr
-SCHEDULES  ?= $(T)oracle,$(BENCH)$(if $(BEYOND),$(comma)$(T)gradscale$(comma)$(T)scurve_fit)
+ABLATION   := $(if $(wildcard conf/schedule/tuned/$(TUNED)/cyclic_flat_top.yaml),$(comma)$(T)cyclic_flat_top,)
+SCHEDULES  ?= $(BENCH)$(ABLATION)
+SCHEDULES3 ?= $(T)oracle$(if $(BEYOND),$(comma)$(T)gradscale$(comma)$(T)scurve_fit)
+SEEDS      ?= 0,1,2,3,4,5
+# SEEDS3: 0-2, or SEEDS when they were given (a small sweep stays small)
+SEEDS3     ?= $(if $(filter-out 0$(comma)1$(comma)2$(comma)3$(comma)4$(comma)5,$(SEEDS)),$(SEEDS),0$(comma)1$(comma)2)
+ENDPOINT   ?= 0.985
 ROUNDS     ?= $(if $(EXPERIMENT),,32)
-SEEDS      ?= 0,1,2
 TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
 comma      := ,
 # parallel: 2 local workers, 1 torch thread each; presets (GPU): basic, one run at a time
@@ -33,7 +41,7 @@ TUNE_ARGS  ?=
 TABLE_DIR  := outputs/tables/$(TABLE)
 RESULTS    := docs/results/$(TABLE)
 
-.PHONY: setup data run test test-all lint format clean help reproduce-table reproduce-table-conv reproduce-pruners reproduce-resets table device-check tune docs
+.PHONY: setup data run test test-all lint format clean help publish reproduce-table reproduce-table-conv reproduce-pruners reproduce-resets table device-check tune docs
 
 help:
 	@echo "make run          set up, fetch Fashion-MNIST, run the default S-Cyc experiment (ARGS='key=value ...')"
@@ -41,7 +49,8 @@ help:
 	@echo "make test-all     the whole suite, slow tests included"
 	@echo "make lint         ruff"
 	@echo "make docs         redraw docs/figures/schedules.png and its data from conf/"
-	@echo "make reproduce-table   the paper's table, tuned, $(ROUNDS) rounds: $(SCHEDULES) x seeds $(SEEDS) on Fashion-MNIST"
+	@echo "make reproduce-table   the paper's table, tuned, $(ROUNDS) rounds: $(SCHEDULES) x seeds $(SEEDS), $(SCHEDULES3) x seeds $(SEEDS3)"
+	@echo "                  into outputs/tables/$(TABLE)/ (RESUME=1 continues a killed sweep); make publish TABLE=... copies it to docs/results/"
 	@echo "make reproduce-table-conv   the same for LeNet-5 (conv net) on Fashion-MNIST, $(CONV_ROUNDS) rounds"
 	@echo "make reproduce-pruners / reproduce-resets   S-Cyc vs the 4 benchmarks under PRUNERS=$(PRUNERS) / RESETS=$(RESETS)"
 	@echo "                  (EXPERIMENT=paper_resnet20_cifar10 for a preset; SCHEDULES=, SEEDS=, LAUNCHER=, ARGS=)"
@@ -76,25 +85,30 @@ test: setup data
 test-all: setup data
 	$(PYTEST) $(PYTEST_ARGS)
 
-# The sweep runs under hydra/launcher=$(LAUNCHER) (conf/hydra/launcher/: parallel = 2 local workers, 1 torch thread
-# each; basic = Hydra's sequential default; slurm = a SLURM job array). The results-table callback writes the table
-# at the end of the sweep (also when a run failed: it is listed); make_table runs again here so the copy is fresh.
-# An existing $(TABLE_DIR) is moved aside (never mixed with the new runs).
+# The sweeps run under hydra/launcher=$(LAUNCHER) (conf/hydra/launcher/: parallel = 2 local workers, 1 torch thread
+# each; basic = Hydra's sequential default; slurm = a SLURM job array). A failed run is recorded and the sweep goes
+# on. make_table then writes table.md/.csv/.tex, runs.csv (every run's rows), the figures and the primary endpoint
+# into $(TABLE_DIR) (and end/ for the end-of-round selection). An existing $(TABLE_DIR) is moved aside, never mixed
+# with new runs, unless RESUME=1: then the killed sweep goes on in place (resume=true; finished runs are skipped).
+SWEEP_CMD   = $(PY) train.py -m $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(if $(ROUNDS),pruner.rounds=$(ROUNDS)) \
+	deterministic=true hydra/launcher=$(LAUNCHER) progress=false $(if $(RESUME),resume=true)
+TABLE_CMD   = $(PY) scripts/make_table.py $(TABLE_DIR) --log-remaining --endpoint $(ENDPOINT) $(TABLE_ARGS)
 reproduce-table: setup data
-	@if [ -e $(TABLE_DIR) ]; then old=$(TABLE_DIR).old-$$(date +%Y%m%d-%H%M%S); echo "moving the previous $(TABLE_DIR) to $$old"; mv $(TABLE_DIR) $$old; fi
-	@echo "sweep: schedule=$(SCHEDULES) seed=$(SEEDS) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(if $(ROUNDS),pruner.rounds=$(ROUNDS)) $(ARGS) -> $(TABLE_DIR)"
+	@if [ -e $(TABLE_DIR) ] && [ -z "$(RESUME)" ]; then old=$(TABLE_DIR).old-$$(date +%Y%m%d-%H%M%S); echo "moving the previous $(TABLE_DIR) to $$old"; mv $(TABLE_DIR) $$old; fi
+	@echo "sweeps: schedule=$(SCHEDULES) seed=$(SEEDS)$(if $(SCHEDULES3), and schedule=$(SCHEDULES3) seed=$(SEEDS3)) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(if $(ROUNDS),pruner.rounds=$(ROUNDS)) $(ARGS) -> $(TABLE_DIR)"
 	@start=$$(date +%s); \
-	$(PY) train.py -m $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) schedule=$(SCHEDULES) seed=$(SEEDS) \
-		$(if $(ROUNDS),pruner.rounds=$(ROUNDS)) deterministic=true hydra/launcher=$(LAUNCHER) \
-		hydra.sweep.dir=$(TABLE_DIR) progress=false $(ARGS); status=$$?; \
-	echo "sweep finished in $$(( $$(date +%s) - start )) s (exit $$status)"; \
-	$(PY) scripts/make_table.py $(TABLE_DIR) --select best_val --log-remaining \
-		&& $(PY) scripts/make_table.py $(TABLE_DIR) --select end --log-remaining --out $(TABLE_DIR)/end \
-		&& mkdir -p docs/results && cp $(TABLE_DIR)/table.md $(RESULTS).md && cp $(TABLE_DIR)/table.csv $(RESULTS).csv \
-		&& cp $(TABLE_DIR)/accuracy_vs_sparsity.png $(RESULTS).png \
-		&& cp $(TABLE_DIR)/end/table.md $(RESULTS)_end.md && cp $(TABLE_DIR)/end/table.csv $(RESULTS)_end.csv && cp $(TABLE_DIR)/end/accuracy_vs_sparsity.png $(RESULTS)_end.png \
-		&& echo "tables: $(TABLE_DIR)/table.md (best_val) and end/table.md -> $(RESULTS).md, $(RESULTS)_end.md (.png)"; \
+	$(SWEEP_CMD) schedule=$(SCHEDULES) seed=$(SEEDS) hydra.sweep.dir=$(TABLE_DIR)/main $(ARGS); status=$$?; \
+	if [ -n "$(SCHEDULES3)" ] && [ $$status -le 1 ]; then \
+		$(SWEEP_CMD) schedule=$(SCHEDULES3) seed=$(SEEDS3) hydra.sweep.dir=$(TABLE_DIR)/three_seeds $(ARGS) || status=$$?; fi; \
+	echo "sweeps finished in $$(( $$(date +%s) - start )) s (exit $$status)"; \
+	$(TABLE_CMD) --select best_val && $(TABLE_CMD) --select end --out $(TABLE_DIR)/end \
+		&& echo "tables: $(TABLE_DIR)/table.md (best_val) and end/table.md; publish them: make publish TABLE=$(TABLE)"; \
 	exit $$status
+
+# Publishing a table into docs/results/ is deliberate: make publish TABLE=<name> copies outputs/tables/<name>'s tables,
+# figures and long CSV; it refuses a table whose rows, seeds or rounds differ from the committed one (FORCE=1 allows).
+publish: setup
+	$(PY) scripts/publish_table.py $(TABLE_DIR) $(RESULTS) $(if $(FORCE),--force)
 
 # The conv-net table: LeNet-5 on Fashion-MNIST, 2 epochs per round (the tuning's setting, conf/tuning/fmnist_conv.yaml),
 # tuned by make tune SETTING=fmnist_conv, as deep as accuracy falls.
@@ -108,7 +122,7 @@ PRUNERS     ?= lamp,layerwise_magnitude,random,snip
 RESETS      ?= reinit,rewind_init
 # $(call sweep_each,<table prefix>,<comma list>,<override key>): one reproduce-table per value, stopping at a failure.
 sweep_each = +@for v in $(subst $(comma), ,$(2)); do \
-	$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_$(1)_$$v SCHEDULES=$(BENCH) \
+	$(MAKE) --no-print-directory reproduce-table TABLE=fashion_mnist_$(1)_$$v SCHEDULES=$(BENCH) SCHEDULES3= SEEDS=0,1,2 \
 		ARGS="$(3)=$$v analysis.grad_every_round=false $(ARGS)" || exit 1; done
 reproduce-pruners:
 	$(call sweep_each,pruner,$(PRUNERS),pruner)
@@ -128,9 +142,10 @@ table: setup
 tune: setup data
 	$(PY) scripts/tune.py $(SETTING) $(TUNE_ARGS)
 
-# The README's schedule figure and its data (docs/figures/schedules.csv, which tests/test_trust_readme.py checks against conf/)
+# The README's schedule figure and its data (docs/figures/schedules.csv, which tests/test_trust_readme.py checks against
+# conf/): the tuned schedules of the main table over its 32 rounds, on one shared LR axis
 docs: setup data
-	$(PY) scripts/plot_schedules.py schedule=scyc,cyclic,lr_rewind,warmup,sgdr,one_cycle,constant,silo,oracle \
+	$(PY) scripts/plot_schedules.py schedule=$(SCHEDULES),$(SCHEDULES3) pruner.rounds=32 \
 		--out docs/figures/schedules.png --dpi 80
 
 lint: setup

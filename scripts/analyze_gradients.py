@@ -24,6 +24,34 @@ import pandas as pd
 from scyc.analysis.figures import GLOBAL, make_figures
 from scyc.rundirs import RunDir
 
+GRAD_COLUMNS = ("round", "when", "layer", "sparsity", "std")  # what the table and the figures read of grad_stats.csv
+
+
+def files_problem(run_dirs: list[Path]) -> str | None:
+    """The first run file that cannot be read, or a grad_stats.csv without the columns read here, in one line
+    naming the file (None: every file reads)."""
+    for d in run_dirs:
+        run = RunDir(d)
+        for name, attr in (("results.csv", "results"), ("lr_trace.csv", "lr"), ("grad_stats.csv", "grad_stats"),
+                           ("grad_hist.npz", "hist")):  # fmt: skip
+            try:
+                getattr(run, attr)
+            except Exception as exc:  # pandas, NumPy and zipfile each raise their own errors for a damaged file
+                why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+                return f"{d / name} cannot be read ({why}): the file is damaged; rerun the run to write it again"
+        missing = [c for c in GRAD_COLUMNS if run.grad_stats is not None and c not in run.grad_stats]
+        if missing:
+            return f"{d / 'grad_stats.csv'} lacks the column(s) {', '.join(missing)}: not a grad_stats.csv of a run"
+    return None
+
+
+def population_problem(run_dirs: list[Path], population: str) -> str | None:
+    """``--population`` naming a population that no run's grad_stats.csv holds (one line), else None."""
+    held = sorted({p for d in run_dirs if (g := RunDir(d).grad_stats) is not None for p in g["population"].unique()})
+    if held and population not in held:
+        return f"--population {population}: these runs' grad_stats.csv hold {', '.join(held)}"
+    return None
+
 
 def std_table(run_dirs: list[Path], population: str = "surviving") -> pd.DataFrame | None:
     """Global gradient std of one population per (round, when): mean and std over runs."""
@@ -79,13 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: not run directories (no results.csv): {', '.join(missing)}", file=sys.stderr)
         return 2
+    if problem := files_problem(args.run_dirs) or population_problem(args.run_dirs, args.population):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.out is not None:
         out = args.out
     elif len(args.run_dirs) == 1:
         out = args.run_dirs[0] / "figures"
     else:
         out = Path(os.path.commonpath([d.resolve() for d in args.run_dirs])) / "figures"
-    written = {} if args.no_figures else make_figures(args.run_dirs, out)
+    try:
+        written = {} if args.no_figures else make_figures(args.run_dirs, out)
+    except (OSError, ValueError, KeyError) as exc:  # e.g. --out naming a file, a table without a column drawn
+        print(f"error: drawing the figures into {out} failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
     for path in written.values():
         print(f"wrote {path}")
     table = std_table(args.run_dirs, args.population)

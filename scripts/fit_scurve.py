@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,14 @@ from scyc.rundirs import RunDir, find_run_dirs  # noqa: E402
 from scyc.schedules.policies import s_curve  # noqa: E402
 
 SHAPE_KEYS = ("shape", "base_lr", "cycles_per_round")
+ORACLE_COLUMNS = ("round", "max_lr", "sparsity", "val_acc", "chosen")  # what the fit and the figure read
+PARAMETERS = 3  # max_lr_low, max_lr_high, beta
+
+
+def refuse(message: str) -> NoReturn:
+    """One line on stderr and exit 2, as train.py refuses bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def read_oracle_runs(dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
@@ -39,13 +48,30 @@ def read_oracle_runs(dirs: list[Path]) -> tuple[pd.DataFrame, dict]:
     frames, schedule = [], None
     for d in dirs:
         for run in map(RunDir, find_run_dirs(d) if not (Path(d) / "oracle.csv").exists() else [d]):
-            if (oracle := run.oracle) is None:
+            path = run.path / "oracle.csv"
+            try:
+                oracle = run.oracle
+            except Exception as exc:  # pandas raises its own errors for a damaged file
+                refuse(f"{path} cannot be read ({' '.join(f'{type(exc).__name__}: {exc}'.split())[:200]})")
+            if oracle is None:
                 continue
+            if missing := [c for c in ORACLE_COLUMNS if c not in oracle]:
+                refuse(f"{path} lacks the column(s) {', '.join(missing)}: not an oracle.csv of a schedule=oracle run")
             frames.append(oracle.assign(run=str(run.path)))
             schedule = schedule or run.config.get("schedule")
     if not frames:
-        sys.exit(f"error: no oracle.csv under {', '.join(map(str, dirs))} (run schedule=oracle first)")
+        refuse(f"no oracle.csv under {', '.join(map(str, dirs))} (run schedule=oracle first)")
     return pd.concat(frames, ignore_index=True), schedule or {}
+
+
+def check_points(chosen: pd.DataFrame, dirs: list[Path]) -> None:
+    """Refuse too few choices to fit: at least as many as the curve has parameters, at two sparsities or more
+    (what a killed oracle run leaves may be one round)."""
+    points, sparsities = len(chosen), chosen["sparsity"].nunique()
+    if points < PARAMETERS or sparsities < 2:
+        refuse(f"the oracle.csv under {', '.join(map(str, dirs))} hold {points} chosen max_lr (rows with chosen=1) "
+               f"at {sparsities} sparsit{'y' if sparsities == 1 else 'ies'}: fitting the S-curve's {PARAMETERS} "
+               "parameters needs at least 3, at 2 sparsities or more (resume a killed oracle run first)")  # fmt: skip
 
 
 def curve(s: np.ndarray, low: float, high: float, beta: float) -> np.ndarray:
@@ -72,7 +98,9 @@ def fit(s: np.ndarray, y: np.ndarray, floor: float) -> dict[str, float]:
     return {"max_lr_low": float(low), "max_lr_high": float(low + delta), "beta": float(np.exp(log_beta)), "rmse": rmse}
 
 
-def plot(df: pd.DataFrame, params: dict, preset: dict | None, path: Path, title: str) -> None:
+def plot(
+    df: pd.DataFrame, params: dict, preset: dict | None, path: Path, title: str, rows: dict[str, dict] | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,6 +124,10 @@ def plot(df: pd.DataFrame, params: dict, preset: dict | None, path: Path, title:
         p = (preset["max_lr_low"], preset["max_lr_high"], preset["beta"])
         ax.plot(s, curve(s, *p), color="C1", lw=1.5, ls="--",
                 label="S-Cyc preset: low {:.3g}, high {:.3g}, beta {:.3g}".format(*p))  # fmt: skip
+    for i, (name, row) in enumerate((rows or {}).items()):  # the curves the results table ran
+        p = (row["max_lr_low"], row["max_lr_high"], row["beta"])
+        ax.plot(s, curve(s, *p), color=f"C{i + 2}", lw=1.5, ls="-.",
+                label=f"table row {name}: low {{:.3g}}, high {{:.3g}}, beta {{:.3g}}".format(*p))  # fmt: skip
     ax.set_xlabel("sparsity of the network trained in the round")
     ax.set_ylabel("max_lr")
     ax.set_title(title, fontsize=9)
@@ -113,10 +145,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--conf-dir", type=Path, default=ROOT / "conf" / "schedule")
     parser.add_argument("--figure", type=Path, default=None, help="default: <first dir>/scurve_fit.png")
     parser.add_argument("--preset", type=Path, default=ROOT / "conf" / "schedule" / "scyc.yaml")
+    parser.add_argument("--row", type=Path, action="append", default=[],
+                        help="an S-curve schedule YAML the results table ran (e.g. conf/schedule/tuned/"
+                             "fmnist_lenet300/scurve_fit.yaml), drawn beside the fit; repeatable")  # fmt: skip
     args = parser.parse_args(argv)
+    rows = {}
+    for path in args.row:
+        try:
+            row = yaml.safe_load(path.read_text())
+            rows[str(row["name"])] = {k: float(row[k]) for k in ("max_lr_low", "max_lr_high", "beta")}
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            refuse(f"--row {path}: not an S-curve schedule YAML with max_lr_low, max_lr_high and beta ({exc})")
 
     df, oracle = read_oracle_runs(args.dirs)
     chosen = df[df["chosen"] == 1]
+    check_points(chosen, args.dirs)
     s, y = chosen["sparsity"].to_numpy(float), chosen["max_lr"].to_numpy(float)
     params = fit(s, y, floor=float(oracle.get("base_lr") or 0.0))
     from scipy.stats import spearmanr
@@ -143,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.write_text(header + yaml.safe_dump(body, sort_keys=False))
     figure = args.figure or args.dirs[0] / "scurve_fit.png"
     preset = yaml.safe_load(args.preset.read_text()) if args.preset and args.preset.exists() else None
-    plot(df, params, preset, figure, f"oracle's choices ({report['runs']} runs) and the S-curve fitted to them")
+    plot(df, params, preset, figure, f"oracle's choices ({report['runs']} runs) and the S-curve fitted to them", rows)
     (figure.with_suffix(".json")).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"{out}\n{figure}\nchoices {verdict} with sparsity (Spearman rho {rho:.3f}, p {p_value:.3g}); "
           f"fit: low {params['max_lr_low']:.4g}, high {params['max_lr_high']:.4g}, beta {params['beta']:.3g}, "

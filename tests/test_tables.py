@@ -219,11 +219,19 @@ def test_cli_rejects_missing_dir_and_empty_sweep(tmp_path, capsys):
 
 
 def test_repeated_seeds_are_flagged_and_not_paired(tmp_path):
+    """Two runs of one row and seed whose configs differ (e.g. schedule=cyclic and schedule=tuned/x/cyclic, both
+    named cyclic) are both counted, flagged, and not paired; a plain copy is a duplicate (test_sweep_integrity)."""
     d = tmp_path / "s"
     for i, (seed, acc) in enumerate(((0, 0.90), (0, 0.92), (1, 0.91))):
-        fake_run(d, f"a{i}", "scyc", seed, [acc])
+        run = fake_run(d, f"a{i}", "scyc", seed, [acc])
+        (run / ".hydra" / "config.yaml").write_text(
+            yaml.safe_dump({"seed": seed, "schedule": {"name": "scyc", "v": i}})
+        )
     for i, (seed, acc) in enumerate(((0, 0.88), (0, 0.86), (1, 0.87))):
-        fake_run(d, f"b{i}", "warmup", seed, [acc])
+        run = fake_run(d, f"b{i}", "warmup", seed, [acc])
+        (run / ".hydra" / "config.yaml").write_text(
+            yaml.safe_dump({"seed": seed, "schedule": {"name": "warmup", "v": i}})
+        )
     table = make_table(d)
     assert cell(table, ("scyc",), 0.0)["n"] == 3 and table.margins[()][0.0][1].method == "welch"
     assert "Repeated seeds (each run counted) in: scyc, warmup" in read_md(d / "table.md")

@@ -36,7 +36,7 @@ def test_item9_schedules_figure_data_matches_the_configs_now():
     assert sidecar.exists(), f"{sidecar} (the figure's data) is missing"
     drawn = pd.read_csv(sidecar)
     assert {"schedule", "round", "max_lr"} <= set(drawn.columns), drawn.columns
-    assert "constant" in set(drawn["schedule"]), "the figure draws constant; its data must too"
+    assert "tuned/fmnist_lenet300/scyc" in set(drawn["schedule"]), "the figure draws the tuned schedules"
 
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -47,8 +47,11 @@ def test_item9_schedules_figure_data_matches_the_configs_now():
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        common = (
+            str(drawn["overrides"].iloc[0]).split() if "overrides" in drawn and drawn["overrides"].notna().all() else []
+        )
         for name, got in drawn.groupby("schedule"):
-            cfg = compose("config", overrides=[f"schedule={name}"])
+            cfg = compose("config", overrides=[f"schedule={name}", *common])
             sched = build_schedule(OmegaConf.to_container(cfg.schedule, resolve=True))
             sparsities = pruning_sparsities(int(cfg.pruner.rounds), float(cfg.pruner.rate))
             sim = pd.DataFrame(simulate(sched, sparsities, int(cfg.train.epochs), 40))

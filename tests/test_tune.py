@@ -22,12 +22,56 @@ def _tune():
 
 @pytest.mark.parametrize("name", [p.stem for p in (ROOT / "conf" / "tuning").glob("*.yaml")])
 def test_shipped_settings_have_equal_grids_that_compose(name):
-    setting = yaml.safe_load((ROOT / "conf" / "tuning" / f"{name}.yaml").read_text())
-    assert len(setting["scyc"]) == len(setting["peaks"]) and not set(setting["seeds"]) & {0, 1, 2}
+    tune = _tune()
+    setting, _ = tune.load_setting(name)
+    assert not set(setting["seeds"]) & {0, 1, 2, 3, 4, 5}  # disjoint from the reporting seeds
+    base = {"scurve_fit": {"max_lr_low": 0.046, "max_lr_high": 0.072}, "scyc": {"max_lr_low": 0.05}}
+    sizes = {s: len(tune.points(setting, s, base)) for s in tune.TABLE}
+    assert set(sizes.values()) == {len(setting["peaks"])}, sizes  # the same grid size for every schedule
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for s, option in ({s: s for s in _tune().TABLE} | setting.get("options", {})).items():
             assert compose("config", overrides=[*setting["overrides"], f"schedule={option}"]).schedule.name == s
+
+
+def test_the_main_setting_tunes_on_full_runs_over_the_deep_rounds_on_one_shared_grid():
+    tune = _tune()
+    setting, _ = tune.load_setting("fmnist_lenet300")
+    assert (
+        setting["rounds"] == 32 and setting["score"] == {"min_sparsity": 0.98} and setting["metric"] == "best_val_acc"
+    )
+    assert {0.15, 0.2} <= set(setting["peaks"])
+    base = {"scurve_fit": {"max_lr_low": 0.046, "max_lr_high": 0.072}}
+    for s in tune.TABLE:  # every schedule's top LR is a point of the shared grid
+        tops = [
+            p.get("max_lr_high", p.get("lr", p.get("max_lr", p.get("max_lr_dense"))))
+            for p in tune.points(setting, s, base)
+        ]
+        assert tops == setting["peaks"], s
+    assert [p["max_lr_low"] for p in tune.points(setting, "scyc", base)][4] == pytest.approx(0.05)  # 0.15 / 3
+    assert tune.expected_rounds(setting["score"], 32, 0.2) == 14  # rounds 18-31: sparsity >= 98 %
+
+
+@pytest.mark.parametrize(("setting", "says"), [
+    ("nosuch", "setting 'nosuch': no file"),
+    ({"rounds": "x"}, "rounds must be an integer >= 1, got 'x'"),
+    ({"peaks": [0.05, -0.1]}, "peaks must be a non-empty list of positive learning rates"),
+    ({"overrides": ["nosuch.key=1"]}, "do not compose"),
+    ({"score": {"min_sparsity": 2}}, "score must be {min_sparsity: s}"),
+])  # fmt: skip
+def test_a_bad_setting_is_refused_in_one_line_before_any_run(tmp_path, capsys, setting, says):
+    if isinstance(setting, dict):
+        good = yaml.safe_load((ROOT / "conf" / "tuning" / "fmnist_lenet300.yaml").read_text())
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump({**good, **setting}))
+        setting = str(path)
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        _tune().main([setting, "--runs-dir", str(runs), "--docs-dir", str(tmp_path / "docs"),
+                      "--conf-dir", str(tmp_path / "conf")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and says in err and err.count("\n") == 1, err
+    assert not runs.exists() and not (tmp_path / "docs").exists() and not (tmp_path / "conf").exists()
 
 
 @pytest.mark.slow  # 4 tiny runs, one process each: 1-5 min of wall time on a busy 2-core machine

@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,24 @@ def payload(kind: str, position: tuple[int, int], **parts: Any) -> dict[str, Any
             "position": {"round": int(position[0]), "epoch": int(position[1])}, **parts}  # fmt: skip
 
 
+def _check_file(path: Path) -> None:
+    """Say what is wrong with a file that cannot be a checkpoint before torch reads it (torch's own errors
+    name torch's internals): ``torch.save`` writes a zip archive."""
+    if not path.is_file():
+        raise ValueError("a directory, not a file" if path.is_dir() else "not a regular file")
+    if path.stat().st_size == 0:
+        raise ValueError("the file is empty")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head != b"PK\x03\x04":
+        raise ValueError("not a checkpoint: a checkpoint is a zip archive (torch.save's format), this file is not")
+    if not zipfile.is_zipfile(path):
+        raise ValueError("a truncated or damaged zip archive: the file was cut short or overwritten")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load and check one checkpoint; never unpickles anything but tensors and plain containers."""
+    _check_file(Path(path))
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError("not a scyc checkpoint")
@@ -66,10 +84,16 @@ def position(state: dict[str, Any]) -> tuple[int, int]:
 
 
 def _reason(exc: Exception) -> str:
-    """One line saying why a checkpoint did not load (torch's weights-only refusal is many lines)."""
+    """One line saying why a checkpoint did not load (torch's weights-only refusal is many lines, and asks to
+    file an issue: what matters is what it refused)."""
+    if isinstance(exc, ValueError):  # load_checkpoint's own reasons, and a misfit (Checkpointer.load_latest)
+        return str(exc)
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    detail = next((ln for ln in lines if "Unpickler error" in ln), lines[0] if lines else "")
-    return f"{type(exc).__name__}: {detail}"[:300]
+    at = next((i for i, ln in enumerate(lines) if "Unpickler error" in ln), None)
+    if at is not None:
+        refused = " ".join([lines[at].split("Unpickler error:", 1)[1].strip(), *lines[at + 1 : at + 2]]).strip()
+        return f"it holds objects other than tensors and plain containers, refused unloaded ({refused})"[:300]
+    return f"{type(exc).__name__}: {' '.join(lines)}"[:300]
 
 
 class Checkpointer:
@@ -78,6 +102,7 @@ class Checkpointer:
     def __init__(self, directory: Path, keep: int = 2) -> None:
         self.dir, self.keep = Path(directory), int(keep)
         self._last: tuple[str, tuple[int, int]] | None = None  # (kind, position) of what last.pt holds
+        self.skipped: list[str] = []  # load_latest: a warning for each file it skipped
 
     @staticmethod
     def epoch_name(pos: tuple[int, int]) -> str:
@@ -136,24 +161,41 @@ class Checkpointer:
                 out.append(((int(m[1]) + 1, 0), 0, p))  # round r done = round r+1 with 0 epochs done
         return [(pos, p) for pos, _, p in sorted(out, key=lambda t: t[:2], reverse=True)]
 
+    def check_writable(self) -> None:
+        """Refuse a checkpoints folder the run could not save into: a file in the folder's place, or a folder
+        under a checkpoint's name (``last.pt``, ...), which the run's next save would fail on."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ConfigError(f"{self.dir} is a file, not a folder: the run cannot save checkpoints there; "
+                              "move it away, or use another hydra.run.dir")  # fmt: skip
+        for path in self.candidates():
+            if not path.is_file():
+                raise ConfigError(f"{path} is a {'folder' if path.is_dir() else 'special file'}, not a checkpoint: "
+                                  "the run cannot save its checkpoints under that name; move it away and run again")  # fmt: skip
+
     def candidates(self) -> list[Path]:
         return ([self.dir / LAST] if (self.dir / LAST).exists() else []) + [p for _, p in self.named()]
 
-    def load_latest(self) -> tuple[dict[str, Any], Path] | None:
-        """The newest loadable checkpoint, or None when there is none at all; unloadable files are skipped
-        with a warning. Raises ``ConfigError`` when checkpoint files exist but none loads.
+    def load_latest(self, fits: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], Path] | None:
+        """The newest loadable checkpoint, or None when there is none at all. Unloadable files are skipped,
+        and so are those ``fits`` (``fits(state)`` raises ``ValueError`` saying why) finds unusable; ``skipped``
+        then holds a warning for each, for the caller to log once the invocation is accepted (a refused one
+        logs nothing). Raises ``ConfigError`` when checkpoint files exist but none is usable.
 
         ``last.pt`` is normally the newest; a round file is newer when the process died between writing
         ``round_RR.pt`` and ``last.pt``."""
         tried: list[str] = []
+        self.skipped = []
 
         def attempt(path: Path) -> dict[str, Any] | None:
             try:
-                return load_checkpoint(path)
-            except Exception as exc:  # truncated zip, refused pickle global, wrong content or version ...
+                state = load_checkpoint(path)
+                if fits is not None:
+                    fits(state)
+                return state
+            except Exception as exc:  # truncated zip, refused pickle global, wrong content, version or model ...
                 reason = _reason(exc)
                 tried.append(f"{path.name} ({reason})")
-                log.warning("checkpoint %s cannot be used (%s); trying the previous one", path, reason)
+                self.skipped.append(f"checkpoint {path} cannot be used ({reason}); trying the previous one")
                 return None
 
         last = self.dir / LAST

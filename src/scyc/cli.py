@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,26 @@ def main() -> None:
         sys.exit(0)
     register_configs()
     register_optuna_sweeper(CONF / "search" / "optuna.yaml")
-    hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(train)()
+    from scyc import sweeps
+
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(train)()
+    except KeyboardInterrupt as exc:  # Ctrl-C before ``train`` took over (imports, composition): nothing written
+        from scyc import rundir
+
+        rundir.abandon_created()
+        print(f"interrupted: {_interrupt(exc)}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 130))
+    if sweeps.FAILED_RUNS:  # a multirun whose jobs ran, some of them failed: one line, exit 1
+        names = ", ".join(p.name for p in sweeps.FAILED_RUNS[:5]) + (" ..." if len(sweeps.FAILED_RUNS) > 5 else "")
+        print(f"error: {len(sweeps.FAILED_RUNS)} run(s) of the sweep failed ({names}); the other jobs ran; each "
+              "failed run's summary.json says why, and the sweep's table lists it", file=sys.stderr)  # fmt: skip
+        sys.exit(1)
+
+
+def _interrupt(exc: KeyboardInterrupt) -> str:
+    """What a KeyboardInterrupt says: ``RunInterrupted`` names its signal; Python's own says nothing."""
+    return str(exc) or "SIGINT received during start-up: the run did not start"
 
 
 PAPER_PRESETS = {("resnet20", "cifar10"): "paper_resnet20_cifar10", ("vgg19", "cifar10"): "paper_vgg19_cifar10",
@@ -65,7 +85,10 @@ def _note_paper_preset(choices: dict) -> None:
 
 def train(cfg: DictConfig) -> float:
     """The Hydra task of ``train.py``: one run, its refusals as exit codes; returns the final validation accuracy
-    (what Hydra's sweepers optimise)."""
+    (what Hydra's sweepers optimise). In a multirun a failed or refused job returns NaN instead of exiting: its
+    summary.json says ``failed``, the launcher goes on with the other jobs, and the sweep ends with one line
+    naming the failed jobs and exit 1 (``main``, from ``scyc.sweeps.SweepStatus``). An interrupt stops the
+    whole sweep."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -74,20 +97,31 @@ def train(cfg: DictConfig) -> float:
     from scyc.experiment import Experiment
     from scyc.registry import ConfigError
     from scyc.tracking import RunOutputs, WandbStartError
+    from scyc.utils import WriteFailed
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun:
+        guards.end_with_parent()  # a parallel sweep's worker stops its run when the sweep's process dies
+
+    def failed(code: int) -> float:
+        if multirun:  # recorded failed in summary.json; the sweep goes on and says so at its end
+            return math.nan
+        sys.exit(code)
+
     with contextlib.ExitStack() as stack:  # the process group (if any) is destroyed on every way out
         try:
             # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
             env = stack.enter_context(distributed.session(cfg.device))
             run_dir = distributed.shared_run_dir(run_dir, env)
             resolve_data_dir(cfg)
-            config = load(cfg)
-            validate(config)  # the one validation pass; the constructors below check their own parameters
-            _note_paper_preset(HydraConfig.get().runtime.choices)
-            if HydraConfig.get().mode == RunMode.MULTIRUN:  # runs side by side: say whose line it is
+            if multirun:  # runs side by side: say whose line it is
                 name_console_lines(run_dir.name)
-            experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
+            with guards.startup_interrupts():  # Ctrl-C now: the run dir as found, exit 130
+                config = load(cfg)
+                validate(config)  # the one validation pass; the constructors below check their own parameters
+                _note_paper_preset(HydraConfig.get().runtime.choices)
+                experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
             if env.is_main:  # accepted: now .hydra/ records this invocation
                 rundir.accept(run_dir, cfg)
         except rundir.RunComplete as done:
@@ -97,28 +131,41 @@ def train(cfg: DictConfig) -> float:
             return float(done.summary.get("final_val_acc", math.nan))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            if HydraConfig.get().mode == RunMode.MULTIRUN:  # record it; the launcher goes on with the other runs
+            if multirun:  # record it; the launcher goes on with the other runs
                 summary = RunOutputs(run_dir, is_main=distributed.is_main())
                 if summary.is_main and not (run_dir / "summary.json").exists():  # never clobber a run's summary
                     summary.write_summary(status="failed", reason=f"ConfigError: {exc}")
-                raise
-            if distributed.is_main():  # the run dir as found: no lock file, no folder, no log of this call
+            elif distributed.is_main():  # the run dir as found: no lock file, no folder, no log of this call
                 rundir.abandon(run_dir)
-            sys.exit(2)
+            return failed(2)
+        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM during start-up (guards.startup_interrupts)
+            if distributed.is_main():
+                rundir.abandon(run_dir)
+            print(f"interrupted: {_interrupt(exc)}; nothing was written", file=sys.stderr)
+            sys.exit(getattr(exc, "exit_code", 130))
         try:
             return float(experiment.run()["final_val_acc"])
-        except guards.RunInterrupted as exc:
-            print(f"interrupted: {exc}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
-            sys.exit(exc.exit_code)
+        except KeyboardInterrupt as exc:  # guards.RunInterrupted, or a signal that came before the run's handler
+            print(f"interrupted: {_interrupt(exc)}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
+            code = getattr(exc, "exit_code", 130)
+            if guards.PARENT_GONE.is_set():  # an orphaned worker of a parallel sweep: no one will send more work
+                logging.shutdown()
+                os._exit(code)
+            sys.exit(code)
         except guards.NonFiniteLoss as exc:
             print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
-            sys.exit(guards.EXIT_NONFINITE)
+            return failed(guards.EXIT_NONFINITE)
+        except WriteFailed as exc:  # a full disk, a folder made read-only: the run is marked failed
+            print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}; once it can be written, "
+                  f"resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)  # fmt: skip
+            return failed(2)
         except ConfigError as exc:  # found only once running, e.g. a checkpoint that does not fit the model
             print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            return failed(2)
         except WandbStartError as exc:  # the run is marked failed with the reason
             print(f"error: {exc}; the run is marked failed in {run_dir / 'summary.json'}", file=sys.stderr)
-            sys.exit(1)
+            return failed(1)
+    return math.nan  # not reached: every failure above exits or raises
 
 
 def name_console_lines(name: str) -> None:
@@ -133,13 +180,33 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
     """Run one experiment in ``run_dir`` and return its summary (summary.json: ``status``, ``final_test_acc``, ...).
 
     The config is composed with Hydra's compose API from ``conf/`` and ``overrides``, exactly as ``train.py``
-    composes it; ``config_dir`` adds a folder of your own options to the search path, as ``--config-dir`` does; then the CLI's guards: validation, the run dir's lock, and the resume rules (a
-    dir that holds a run is refused without ``resume=true``; ``resume=true`` continues from its last checkpoint,
-    or returns the summary of a finished run). A relative ``data_dir`` is taken from the repository root, where
+    composes it (``config_dir``: a folder of your own options added to ``conf/``, as ``--config-dir`` adds it);
+    then the CLI's guards: validation, the run dir's lock, and the resume rules (a dir that holds a run is
+    refused without ``resume=true``; ``resume=true`` continues from its last checkpoint, or returns the summary
+    of a finished run). A relative ``data_dir`` is taken from the repository root, where
     the CLI runs. Refusals raise ``scyc.registry.ConfigError`` (the CLI's exit 2); a failed run raises after
     marking it failed in summary.json. The run dir gets ``.hydra/config.yaml`` and ``overrides.yaml`` and a
-    ``train.log``, like a CLI run's.
+    ``train.log``, like a CLI run's. One call at a time per process: a call while another runs (from another
+    thread) is refused with ``ConfigError``, since runs in one process share torch's global RNG and settings.
     """
+    from scyc.registry import ConfigError
+
+    if not _API_RUN.acquire(blocking=False):
+        raise ConfigError(
+            f"scyc.run(run_dir={str(run_dir)!r}): another scyc.run call is running in this process; runs in one "
+            "process share torch's global RNG and settings and Hydra's global state: run them one after another, "
+            "or in separate processes (python train.py -m ...)"
+        )
+    try:
+        return _compose_and_run(overrides, Path(run_dir), config_dir)
+    finally:
+        _API_RUN.release()
+
+
+_API_RUN = threading.Lock()  # held by the scyc.run call in progress: one at a time per process (refused, not queued)
+
+
+def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | None) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
     from scyc import overrides as checked
@@ -155,7 +222,6 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
         if not extra.is_dir():
             raise ConfigError(f"config_dir={config_dir} is not a folder")
         composed.append(f"hydra.searchpath=[file://{extra}]")
-    run_dir = Path(run_dir)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="train"):
         cfg = compose("config", overrides=composed)
     resolve_data_dir(cfg)

@@ -222,22 +222,41 @@ def load(cfg: DictConfig | Config) -> Config:
     return config
 
 
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+SEED_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit integer: what torch.manual_seed and torch.Generator take
+
+
 def validate(cfg: Config) -> None:
     """Refuse bad input before anything is written; each message names the key and what is allowed."""
+    low, high = SEED_RANGE
+    seed_ok, seeds = (lambda v: _int(v) and low <= v <= high), "an integer in [-2**63, 2**63 - 1] (64 bits)"
+    ebs = "auto or an int >= 1"
+    nesterov = f"false with train.momentum={cfg.train.momentum} (Nesterov momentum needs train.momentum > 0)"
     checks = [
+        ("seed", cfg.seed, seed_ok, seeds),
+        ("dataset.split_seed", cfg.dataset.split_seed, seed_ok, seeds),
         ("pruner.rounds", cfg.pruner.rounds, lambda v: v >= 1, "an integer >= 1"),
         ("train.epochs", cfg.train.epochs, lambda v: v >= 1, "an integer >= 1"),
         ("train.batch_size", cfg.train.batch_size, lambda v: v >= 1, "an integer >= 1"),
-        ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v == "auto" or v >= 1, "auto or an int >= 1"),
+        ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v == "auto" or _int(v) and v >= 1, ebs),
         ("train.momentum", cfg.train.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        ("train.nesterov", cfg.train.nesterov, lambda v: not v or cfg.train.momentum > 0, nesterov),
         ("train.weight_decay", cfg.train.weight_decay, lambda v: 0 <= v < math.inf, "a finite number >= 0"),
         ("dataset.val_size", cfg.dataset.val_size, lambda v: v >= 1, "an integer >= 1 (it picks the best epochs)"),
         ("checkpoint.keep", cfg.checkpoint.keep, lambda v: v >= 0, "an integer >= 0"),
         ("wandb.mode", cfg.wandb.mode, lambda v: v in ("offline", "online", "disabled"), "offline, online or disabled"),
     ]
     for key, value, ok, allowed in checks:
-        if value is None or not ok(value):
-            raise ConfigError(f"{key}={value} is not allowed: it must be {allowed}")
+        try:
+            accepted = value is not None and ok(value)
+        except TypeError:  # a value of another type than the check compares (e.g. eval_batch_size=abc)
+            accepted = False
+        if not accepted:
+            shown = str(value).lower() if isinstance(value, bool) else value  # as written on the command line
+            raise ConfigError(f"{key}={shown} is not allowed: it must be {allowed}")
     subset = cfg.dataset.test_subset  # its upper bound (the test set's size) is checked when the data are read
     if subset is not None and subset < 1:
         raise ConfigError(f"dataset.test_subset={subset} is not allowed: it must be null (the whole test set) or "

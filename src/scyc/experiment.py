@@ -38,11 +38,11 @@ from scyc.pruning.base import predicted_sparsities
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.speed import Speed
-from scyc.state import EpochRecord, RoundResult, RunState
+from scyc.state import EpochRecord, RoundResult, RunState, check_fits
 from scyc.sweeps import wandb_settings
 from scyc.tracking import RunOutputs, provenance
 from scyc.training import evaluate, make_optimizer, train_epoch
-from scyc.utils import resolve_device, seed_everything
+from scyc.utils import resolve_device, seed_everything, write_failure
 
 log = logging.getLogger("scyc")
 
@@ -107,6 +107,8 @@ class Experiment:
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         self.pruner.check_rounds(masks, self.rounds)
+        if resume is not None:  # a checkpoint that loads but holds another model is skipped (rundir.refit)
+            resume = rundir.refit(cfg, self.run_dir, resume, lambda ckpt: check_fits(model, masks, ckpt["state"]))
         self.speed = Speed.from_config(asdict(cfg.train), self.device, model)
         self.net = self.speed.prepare(model)  # what runs forward: the model itself or its compiled form
         self.data.channels_last = self.speed.channels_last
@@ -198,11 +200,16 @@ class Experiment:
             return self._finish(time.perf_counter() - start)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            failure = write_failure(exc) if isinstance(exc, Exception) else None  # a full disk, a read-only folder
+            why = failure or exc
             resume = {"resume_command": rundir.resume_command(self.run_dir)} if self.checkpointer.candidates() else {}
-            self.outputs.write_summary(status=status, reason=f"{type(exc).__name__}: {exc}",
-                                       rounds_completed=len(self.state.results), **guards.failure_fields(exc),
-                                       **resume)  # fmt: skip
+            with guards.signals_ignored():  # a further Ctrl-C must not leave the summary saying running
+                self.outputs.write_summary(status=status, reason=f"{type(why).__name__}: {why}",
+                                           rounds_completed=len(self.state.results), **guards.failure_fields(exc),
+                                           **resume)  # fmt: skip
             self.outputs.wandb.finish(exit_code=1)
+            if failure is not None and failure is not exc:  # one line, exit 2 (scyc.cli)
+                raise failure from exc
             raise
         finally:
             console.close()

@@ -7,7 +7,8 @@ to the optimiser a plain Python bool is tested, so the cost per step is one attr
 in flight always finishes. The experiment then stops at the epoch boundary it last checkpointed (the
 unfinished epoch is redone on resume, which keeps a resumed run bitwise identical to an uninterrupted
 one), marks the run ``interrupted`` and exits with 128 + the signal number (130 for SIGINT, 143 for
-SIGTERM). A second signal stops at once (``KeyboardInterrupt``), without a new checkpoint.
+SIGTERM). A second signal stops at once (``RunInterrupted`` raised by the handler), without a new checkpoint.
+During start-up (``startup_interrupts``) a signal stops at once: nothing has been written yet.
 
 Non-finite loss. Testing ``torch.isfinite(loss)`` in Python every step would force a device sync per
 step on CUDA. Instead ``train_epoch`` keeps each step's loss tensor (no kernel, no sync) and the epoch's
@@ -20,6 +21,7 @@ loss is not finite (no optimiser step; the LR schedule still advances), which co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -62,6 +64,38 @@ class NonFiniteLoss(RuntimeError):
         )
 
 
+_PARENT_WATCH: list[threading.Thread] = []
+PARENT_GONE = threading.Event()  # set once the watcher found the sweep's process gone
+ORPHAN_GRACE_SECONDS = 600.0  # after that long without the run stopping, the orphaned worker exits anyway
+
+
+def end_with_parent(poll_seconds: float = 1.0) -> None:
+    """In a worker process of a parallel sweep (joblib/loky), SIGTERM this process once its parent is gone (the
+    sweep's process killed, even by SIGKILL), so that the run stops at its last checkpoint as for any SIGTERM and
+    releases its run dir, instead of running on unseen and holding the lock; the worker process then exits
+    (``scyc.cli`` sees ``PARENT_GONE``) instead of waiting for work that will never come. Nothing in a process
+    that has no multiprocessing parent (a plain run, Hydra's basic launcher: those end with their terminal as
+    usual). One watcher per process, however many jobs it runs."""
+    import multiprocessing
+    import time
+
+    if multiprocessing.parent_process() is None or _PARENT_WATCH:
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        log.warning("the sweep's process (pid %d) is gone: stopping this run at its last checkpoint", parent)
+        PARENT_GONE.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_SECONDS)  # the run stops and exits long before; if it hangs, end the process
+        os._exit(128 + signal.SIGTERM)
+
+    _PARENT_WATCH.append(threading.Thread(target=watch, name="scyc-parent-watch", daemon=True))
+    _PARENT_WATCH[0].start()
+
+
 class StopRequest:
     """A flag set by SIGINT/SIGTERM and polled by the training loop once per step."""
 
@@ -86,7 +120,7 @@ class StopRequest:
         name = signal.Signals(signum).name
         if self.requested:
             self.uninstall()
-            raise KeyboardInterrupt(f"second {name}: stopping at once, without a new checkpoint")
+            raise RunInterrupted(signum, "again: stopping at once, without a new checkpoint")
         self.requested, self.signum = True, signum
         log.warning("%s received: finishing the current step, then stopping at the last checkpoint", name)
 
@@ -97,6 +131,41 @@ class StopRequest:
     def raise_if_requested(self, where: str) -> None:
         if self.requested:
             raise RunInterrupted(self.signum or signal.SIGINT, where)
+
+
+@contextlib.contextmanager
+def startup_interrupts() -> Iterator[None]:
+    """Start-up, before the run installs ``StopRequest``: SIGINT and SIGTERM raise ``RunInterrupted`` at once
+    (there is nothing to checkpoint yet), so that the entry point can leave the run dir as it found it and exit
+    with 128 + the signal number. Outside the main thread signals keep their handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        raise RunInterrupted(signum, "during start-up: the run did not start")
+
+    previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the run writes how it ended (summary.json): one more Ctrl-C must not
+    leave it ``running``. Outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _UntilStop:

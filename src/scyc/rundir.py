@@ -3,7 +3,7 @@ fresh run, resume the newest loadable checkpoint (``resume=true``), or refuse.
 
 - A directory that holds a run (``RUN_MARKERS`` or checkpoints) is never overwritten: without
   ``resume=true`` the invocation is refused with a command that resumes it.
-- ``resume=true`` needs the checkpoint's config, minus ``RESUME_MAY_CHANGE``; ``pruner.rounds`` may grow
+- ``resume=true`` needs the checkpoint's config, minus the keys that change nothing computed (``scyc.keys``); ``pruner.rounds`` may grow
   (the run is extended); a finished run raises ``RunComplete``; a directory with results but no
   checkpoint is refused.
 - ``<run_dir>/.lock`` (``filelock``) keeps a second process out while the run lives; the OS releases
@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from scyc.checkpoint import Checkpointer, load_checkpoint, position
+from scyc.keys import changes_no_result
 from scyc.registry import ConfigError
 from scyc.utils import atomic_write
 
@@ -37,8 +40,6 @@ log = logging.getLogger("scyc")
 # Files whose presence means a run already lives in a directory.
 RUN_MARKERS = ("summary.json", "results.csv", "epochs.csv", "lr_trace.csv")
 # Config keys a resumed run may change: none of them alters what is computed.
-RESUME_MAY_CHANGE = ("resume", "progress", "wandb", "device", "data_dir", "dataset.root", "dataset.download",
-                     "checkpoint", "resume_allow_data_change")  # fmt: skip
 RESUME_MAY_GROW = ("pruner.rounds",)  # a larger value extends the run: the rounds done stay what they are
 Resume = tuple[dict[str, Any], Path]  # a loaded checkpoint and its path
 
@@ -65,12 +66,12 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys whose values differ between the checkpoint's config and this invocation's, minus the ones
-    a resumed run may change (``RESUME_MAY_CHANGE``) or increase (``RESUME_MAY_GROW``)."""
+    a resumed run may change (``scyc.keys.NON_RESULT_KEYS``) or increase (``RESUME_MAY_GROW``)."""
     a, b = _flatten(saved), _flatten(current)
 
     def allowed(k: str) -> bool:
         grown = k in RESUME_MAY_GROW and isinstance(a.get(k), int) and isinstance(b.get(k), int) and b[k] > a[k]
-        return grown or any(k == p or k.startswith(p + ".") for p in RESUME_MAY_CHANGE)
+        return grown or changes_no_result(k)
 
     # a key absent on one side (added to the schema after the checkpoint was written) counts as unset (null)
     return [
@@ -112,12 +113,25 @@ def resume_command(run_dir: Path, args: list[str] | None = None) -> str:
     args = [a for a in (sys.argv[1:] if args is None else args) if not a.startswith(drop)]
     script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
     if "-m" in args or "--multirun" in args:
-        return shlex.join(["python", script, *args, f"hydra.sweep.dir={run_dir.parent}", "resume=true"])
-    return shlex.join(["python", script, *args, f"hydra.run.dir={run_dir}", "resume=true"])
+        return shlex.join(["python", script, *args, f"hydra.sweep.dir={hydra_value(run_dir.parent)}", "resume=true"])
+    return shlex.join(["python", script, *args, f"hydra.run.dir={hydra_value(run_dir)}", "resume=true"])
+
+
+def hydra_value(path: Path) -> str:
+    """``path`` as the value of a Hydra override: as it is when Hydra's lexer takes it unquoted, else in Hydra's
+    single quotes (spaces, non-ASCII letters, brackets, quotes ...), which Hydra reads back as the same string."""
+    from hydra.core.override_parser.types import Quote, QuotedString
+
+    text = str(path)
+    return text if SAFE_UNQUOTED.fullmatch(text) else QuotedString(text=text, quote=Quote.single).with_quotes()
+
+
+SAFE_UNQUOTED = re.compile(r"[A-Za-z0-9_/.+\-]+")  # a path Hydra's lexer reads unquoted, as it is
 
 
 _LOCKS: dict[Path, tuple[FileLock, bool]] = {}  # held for the life of the process; True: this process made the file
 _CREATED: list[str] = []  # the folders of hydra.run.dir that did not exist when Hydra started (RunDirWatch)
+_NOTES: list[str] = []  # what the decision has to say (checkpoints skipped), logged by accept: a refusal logs nothing
 
 
 def lock(run_dir: Path) -> None:
@@ -149,6 +163,7 @@ def abandon(run_dir: Path) -> None:
     The lock is released (its file removed if this process made it); in a folder Hydra created for this
     invocation, the invocation's log goes too (it holds the lock: no one else wrote there), then every such
     folder that is empty."""
+    _NOTES.clear()
     path = (run_dir / ".lock").resolve()
     held, created = _LOCKS.pop(path, (None, False))
     if held is not None:
@@ -168,10 +183,16 @@ def abandon(run_dir: Path) -> None:
     _CREATED.clear()
 
 
+def abandon_created() -> None:
+    """``abandon`` for an invocation stopped before its run dir was known to it (Ctrl-C while Hydra started it)."""
+    if _CREATED:
+        abandon(Path(_CREATED[0]))
+
+
 def accept(run_dir: Path, cfg: DictConfig, overrides: list[str] | None = None) -> None:
     """This invocation is accepted: write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` as Hydra
-    would (conf/config.yaml turns Hydra's own writing off: it came before our checks); from now on ``abandon``
-    leaves the lock file and the folders alone. ``overrides``: the Python API's call (no Hydra app runs, so
+    would (conf/config.yaml turns Hydra's own writing off: it came before our checks), and log what the decision
+    noted (the checkpoints it skipped); from now on ``abandon`` leaves the lock file and the folders alone. ``overrides``: the Python API's call (no Hydra app runs, so
     there is no ``hydra.yaml``)."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -179,6 +200,9 @@ def accept(run_dir: Path, cfg: DictConfig, overrides: list[str] | None = None) -
     if path in _LOCKS:
         _LOCKS[path] = (_LOCKS[path][0], False)
     _CREATED.clear()
+    for note in _NOTES:
+        log.warning(note)
+    _NOTES.clear()
     hydra_dir = run_dir / ".hydra"
     atomic_write(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     if overrides is not None:
@@ -257,6 +281,7 @@ def prepare(config: Any, run_dir: Path) -> Resume | None:
     run_dir.mkdir(parents=True, exist_ok=True)
     lock(run_dir)
     ckpt = Checkpointer(run_dir / "checkpoints")
+    ckpt.check_writable()
     summary = _read_summary(run_dir)
     present = [m for m in RUN_MARKERS if (run_dir / m).exists()] + (["checkpoints/"] if ckpt.candidates() else [])
     if not config.resume:
@@ -274,14 +299,10 @@ def prepare(config: Any, run_dir: Path) -> Resume | None:
         if summary.get("status") != "complete":
             raise
         loaded = None  # a finished run whose checkpoints were removed or damaged: still finished
+    _NOTES[:] = ckpt.skipped
     done = summary.get("status") == "complete"
     if loaded is not None:
-        diffs = config_differences(loaded[0]["config"], config.raw)
-        if diffs:
-            raise ConfigError(
-                "resume=true, but the configuration differs from the run's checkpoint (resume with the run's "
-                f"own settings, or start a new run in another hydra.run.dir): {'; '.join(diffs)}"
-            )
+        _check_config(loaded, config)
         done = done and position(loaded[0])[0] >= config.pruner.rounds  # a larger pruner.rounds extends it
     if done:
         raise RunComplete(run_dir, summary)
@@ -292,6 +313,34 @@ def prepare(config: Any, run_dir: Path) -> Resume | None:
                 "another hydra.run.dir"
             )
         return None  # the run says so when it starts (nothing is logged before an invocation is accepted)
+    return loaded
+
+
+def _check_config(loaded: Resume, config: Any) -> None:
+    diffs = config_differences(loaded[0]["config"], config.raw)
+    if diffs:
+        raise ConfigError(
+            "resume=true, but the configuration differs from the run's checkpoint (resume with the run's "
+            f"own settings, or start a new run in another hydra.run.dir): {'; '.join(diffs)}"
+        )
+
+
+def refit(config: Any, run_dir: Path, resume: Resume, fits: Callable[[dict[str, Any]], None]) -> Resume:
+    """``prepare``'s checkpoint, checked against the model the run has built (``fits(state)`` raises
+    ``ValueError``): one that loads but does not fit (another model's weights under the run's file name) is
+    skipped like an unloadable one, and the newest one that fits is used; if none fits, ``ConfigError``, with
+    the run dir as found. Called before anything is written."""
+    try:
+        fits(resume[0])
+        return resume
+    except ValueError:
+        pass
+    ckpt = Checkpointer(Path(run_dir) / "checkpoints")
+    loaded = ckpt.load_latest(fits=fits)
+    if loaded is None:  # the files went away meanwhile
+        raise ConfigError(f"resume=true: no usable checkpoint in {ckpt.dir}; start a new run in another hydra.run.dir")
+    _NOTES[:] = ckpt.skipped
+    _check_config(loaded, config)
     return loaded
 
 

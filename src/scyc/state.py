@@ -110,10 +110,14 @@ class RunState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         try:
+            check_fits(self.model, self.masks, state)
+        except ValueError as exc:
+            raise ConfigError(f"the checkpoint {exc}") from exc
+        try:
             self.model.load_state_dict(state["model"])
             self.masks.load_state_dict(state["masks"])
         except (RuntimeError, KeyError) as exc:
-            raise ConfigError(f"the checkpoint does not fit this model: {str(exc).splitlines()[0]}") from exc
+            raise ConfigError(f"the checkpoint does not fit this model: {' '.join(str(exc).split())}") from exc
         device = self.masks.masks[0].device
         self.snapshots.clear()  # in place: callbacks hold this dict
         self.snapshots.update({k: {n: t.to(device) for n, t in sd.items()} for k, sd in state["snapshots"].items()})
@@ -121,3 +125,24 @@ class RunState:
         self.results = [RoundResult(**row) for row in state["results"]]
         self.epochs = [dict(r) for r in state["epochs"]]
         set_rng_state(state["rng"], self.generator)
+
+
+def check_fits(model: nn.Module, masks: MaskSet, state: dict[str, Any]) -> None:
+    """Raise ``ValueError`` saying, in one line, why a checkpoint's ``state`` cannot be loaded into ``model`` and
+    ``masks`` (tensors missing, unexpected or of another shape: e.g. another model's checkpoint under this name)."""
+    problems: list[str] = []
+    for part, own in (("model", model.state_dict()), ("masks", masks.state_dict())):
+        theirs = state.get(part) if isinstance(state, dict) else None
+        if not isinstance(theirs, dict):
+            raise ValueError(f"has no {part} state")
+        missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
+        problems += [f"{part} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} {what}"
+                     for names, what in ((missing, "missing"), (unexpected, "not in this model")) if names]  # fmt: skip
+        problems += [
+            f"{part} {k} is {'x'.join(map(str, theirs[k].shape))} in it, {'x'.join(map(str, v.shape))} in this model"
+            for k, v in own.items()
+            if k in theirs and getattr(theirs[k], "shape", None) != v.shape
+        ]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError(f"does not fit this model: {'; '.join(problems[:3])}{more}")

@@ -19,11 +19,13 @@ class Difference:
     high: float
     method: str  # "paired", "welch", or why there is no interval
     df: float
+    p: float = math.nan  # two-sided p-value of "no difference" (the t-test behind the interval)
 
 
 def _interval(est: float, se: float, df: float, level: float, method: str) -> Difference:
     half = float(stats.t.ppf(0.5 + level / 2.0, df)) * se if se > 0.0 else 0.0
-    return Difference(est, est - half, est + half, method, df)
+    p = float(2.0 * stats.t.sf(abs(est) / se, df)) if se > 0.0 else (1.0 if est == 0.0 else 0.0)
+    return Difference(est, est - half, est + half, method, df, p)
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Difference:
@@ -50,3 +52,23 @@ def paired_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95)
         return Difference(est, math.nan, math.nan, "no interval (n < 2)", math.nan)
     se = math.sqrt(diffs.var(ddof=1) / len(diffs))
     return _interval(est, se, float(len(diffs) - 1), level, "paired")
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``pvalues`` (family-wise error control across the comparisons): the i-th
+    smallest p times (m - i), made monotone, capped at 1; in the input's order. NaN stays NaN (not counted)."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    m, adjusted, running = len(order), [math.nan] * len(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> Difference:
+    """One-sample t-interval for the mean of ``values`` (``estimate`` = the mean)."""
+    x = np.asarray(values, dtype=float)
+    est = float(x.mean())
+    if len(x) < 2:
+        return Difference(est, math.nan, math.nan, "no interval (n < 2)", math.nan)
+    return _interval(est, math.sqrt(x.var(ddof=1) / len(x)), float(len(x) - 1), level, "one-sample")

@@ -16,7 +16,34 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from scyc.keys import changes_no_result
+
 log = logging.getLogger("scyc.sweeps")
+
+
+# The failed runs of the multirun that just ended in this process (SweepStatus), for train.py's exit status.
+FAILED_RUNS: list[Path] = []
+
+
+class SweepStatus(Callback):
+    """Hydra callback (``hydra.callbacks.sweep_status``): at the end of a multirun, note the run dirs under the
+    sweep dir whose summary.json says ``failed`` (a failed job returns instead of exiting, so that the launcher
+    runs the others, whichever launcher runs them and in whichever process); ``scyc.cli.main`` then ends the
+    sweep with one line naming them and exit 1."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        import json
+
+        from scyc.rundirs import find_run_dirs
+
+        FAILED_RUNS.clear()
+        for run in find_run_dirs(Path(str(config.hydra.sweep.dir))):
+            try:
+                status = json.loads((run / "summary.json").read_text()).get("status")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if status == "failed":
+                FAILED_RUNS.append(run)
 
 
 def _hydra_config() -> Any | None:
@@ -25,22 +52,17 @@ def _hydra_config() -> Any | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
-# Overrides that change nothing a run computes: left out of a sweep's W&B group.
-NOT_IN_GROUP = ("hydra", "progress", "wandb", "resume", "device", "data_dir", "dataset.root", "dataset.download",
-                "checkpoint")  # fmt: skip
-
-
 def sweep_group(sweep_dir: str | Path) -> str:
     """The W&B group of a sweep: the sweep's own overrides, as ``<sweep_dir>/multirun.yaml`` (written by Hydra
     before the first job) records them, the swept ones first (``schedule=scyc,constant seed=0,1,2
-    pruner.rounds=5``), without those that change nothing computed (``NOT_IN_GROUP``); the sweep dir's name
+    pruner.rounds=5``), without those that change nothing computed (``scyc.keys``); the sweep dir's name
     when there is no such file. W&B caps a group at 128 characters: a longer one ends in a hash of the whole."""
     try:
         overrides = [str(o) for o in OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra.overrides.task]
     except Exception:  # no multirun.yaml (another sweeper), or unreadable
         overrides = []
     key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731
-    kept = [o for o in overrides if not any(key(o) == k or key(o).startswith(k + ".") for k in NOT_IN_GROUP)]
+    kept = [o for o in overrides if not changes_no_result(key(o))]
     kept = list({key(o): o for o in kept}.values())  # a key given twice: the last one counts, as in Hydra
     swept = [o for o in kept if re.search(r"[,(]", o.split("=", 1)[-1])]
     group = " ".join(swept + [o for o in kept if o not in swept]) or Path(sweep_dir).name or str(sweep_dir)

@@ -27,6 +27,7 @@ or, as a documented alternative, the test accuracy at the epoch of best validati
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -38,8 +39,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from scyc.keys import changes_no_result
 from scyc.rundirs import RunDir, find_run_dirs
-from scyc.stats import Difference, paired_interval, welch_interval
+from scyc.stats import Difference, holm, paired_interval, welch_interval
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,22 @@ REFERENCE = "scyc"
 ORACLE = "oracle"
 SPARSITY_DECIMALS = 4
 LEVEL = 0.95
-# Override keys that never define a row: the seed (averaged over) and bookkeeping that does not change results.
-IGNORED_KEYS = {"seed", "progress", "device", "data_dir", "schedule"}
-IGNORED_PREFIXES = ("hydra.", "hydra/", "wandb.")
-MARGIN_LABEL = "S-Cyc − best benchmark"
+# Override keys that never define a row: the seed (averaged over), the schedule (the row's name) and every key
+# that changes nothing computed (scyc.keys: resume, checkpoint.*, dataset.root, ...).
+ROW_NEVER = {"seed", "schedule"}
+MARGIN_LABEL = "S-Cyc − best benchmark (picked per level after the fact; descriptive)"
+ABLATION = "cyclic_flat_top"  # cyclical LR flat at S-Cyc's tuned top: the shape-against-level row
+LONG_COLUMNS = ["round", "sparsity", "max_lr", "best_val_acc", "test_acc_at_best_val", "test_acc"]
 WIDE_COLUMNS = 12  # more sparsity levels than this: table.md lists them down the page (one line each)
-OUTPUT_FILES = ("table.md", "table.csv", "table.tex", "accuracy_vs_sparsity.png", "excluded_runs.csv")
+OUTPUT_FILES = (
+    "table.md",
+    "table.csv",
+    "table.tex",
+    "accuracy_vs_sparsity.png",
+    "excluded_runs.csv",
+    "runs.csv",
+    "margins.png",
+)
 
 
 @dataclass
@@ -71,10 +83,33 @@ class Run:
     overrides: dict[str, str] = field(default_factory=dict)
     results: pd.DataFrame | None = None
     setting: str = ""  # model / data set / pruner (reset), for the title
+    identity: str = ""  # the config (keys that change nothing computed left out) and seed: equal for copies
 
     @property
     def complete(self) -> bool:
         return self.status == "complete"
+
+
+@dataclass
+class Endpoint:
+    """One comparison of the primary endpoint: S-Cyc minus ``versus``, paired over ``seeds``."""
+
+    versus: str
+    group: tuple
+    seeds: tuple[int, ...]
+    difference: Difference
+    p_holm: float = math.nan
+
+
+@dataclass
+class Endpoints:
+    """The primary endpoint, fixed before the run: per seed, the mean accuracy over the levels at sparsity >=
+    ``min_sparsity``; S-Cyc minus each named comparison row, paired over seeds, Holm-adjusted across them."""
+
+    min_sparsity: float
+    levels: list[float]
+    comparisons: list[Endpoint]
+    per_seed: pd.DataFrame  # index: the rows' labels, columns: seeds; the per-seed endpoint values
 
 
 @dataclass
@@ -89,6 +124,7 @@ class Table:
     benchmarks: list[str]
     runs: list[Run]
     common: dict[str, str]
+    endpoints: Endpoints | None = None  # the primary endpoints, when a threshold was stated
 
     @property
     def title(self) -> str:
@@ -140,23 +176,29 @@ def _read(run: Run, files: RunDir, select: str) -> pd.DataFrame:
     """Fill ``run``'s overrides, schedule and seed; return its results, or raise ``_Unusable``."""
     try:
         run.overrides, config = files.overrides, files.config
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
         raise _Unusable("unreadable", f".hydra: {type(exc).__name__}: {exc}") from exc
-    run.schedule = (config.get("schedule") or {}).get("name") or run.overrides.get("schedule")
-    named = [(config.get(group) or {}).get("name") for group in ("model", "dataset", "pruner")]
-    reset = (config.get("pruner") or {}).get("reset")
+    if not isinstance(config, dict):
+        raise _Unusable("unreadable", f".hydra/config.yaml is not a mapping (a {type(config).__name__})")
+    groups = {g: config.get(g) if isinstance(config.get(g), dict) else {} for g in ("schedule", "model", "dataset",
+                                                                                      "pruner")}  # fmt: skip
+    run.schedule = groups["schedule"].get("name") or run.overrides.get("schedule")
+    named = [groups[g].get("name") for g in ("model", "dataset", "pruner")]
+    reset = groups["pruner"].get("reset")
     run.setting = " / ".join(str(n) for n in named if n) + (f" (reset: {reset})" if reset and any(named) else "")
-    seed = config.get("seed", run.overrides.get("seed"))
-    run.seed = int(seed) if seed is not None else None
+    run.seed = _seed(config.get("seed", run.overrides.get("seed")), ".hydra")
+    run.identity = _identity(config, run.overrides, run.seed)
     try:
         summary = files.summary
     except (OSError, ValueError) as exc:
         raise _Unusable("unreadable", f"summary.json: {exc}") from exc
     if summary is None:
         raise _Unusable("missing", "no summary.json (the run never started or was killed at start-up)")
+    if not isinstance(summary, dict):
+        raise _Unusable("unreadable", f"summary.json is not a mapping (a {type(summary).__name__})")
     run.schedule = summary.get("schedule", run.schedule)
     if summary.get("seed") is not None:
-        run.seed = int(summary["seed"])
+        run.seed = _seed(summary["seed"], "summary.json")
     if (status := summary.get("status", "unknown")) != "complete":
         reason, done = str(summary.get("reason") or ""), summary.get("rounds_completed")
         if done is not None:
@@ -172,16 +214,77 @@ def _read(run: Run, files: RunDir, select: str) -> pd.DataFrame:
         raise _Unusable("unreadable", f"results.csv lacks column(s) {sorted(missing)}")
     if results.empty:
         raise _Unusable("unreadable", "results.csv has no rows")
+    needed = ["round", "sparsity", SELECT[select]]
+    for col in needed:
+        numbers = pd.to_numeric(results[col], errors="coerce")
+        bad = numbers.isna() & results[col].notna()
+        if bad.any():
+            line = int(bad.to_numpy().nonzero()[0][0])
+            raise _Unusable("unreadable", f"results.csv: {col} {results[col].iloc[line]!r} in line {line + 2} is "
+                            "not a number")  # fmt: skip
+        results[col] = numbers
+    blank = results[needed].isna()
+    if blank.any().any():
+        row, col = blank.stack()[lambda b: b].index[0]
+        raise _Unusable("incomplete", f"results.csv has a blank {col} in line {int(row) + 2}")
+    rounds, done = summary.get("rounds"), len(results)
+    if isinstance(rounds, int) and (done != rounds or list(results["round"]) != list(range(rounds))):
+        raise _Unusable("incomplete", f"results.csv has {done} round(s) (rounds {_span(results['round'])}) but "
+                        f"summary.json says the run completed {rounds}")  # fmt: skip
     if run.schedule is None:
         raise _Unusable("unreadable", "no schedule name in summary.json or .hydra/config.yaml")
     return results
+
+
+def _seed(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise _Unusable("unreadable", f"{where}: seed {value!r} is not an integer") from None
+
+
+def _span(rounds: pd.Series) -> str:
+    return f"{rounds.min()}-{rounds.max()}" if len(rounds) else "none"
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+def _identity(config: dict[str, Any], overrides: dict[str, str], seed: int | None) -> str:
+    """What makes two runs the same run: the resolved config and the overrides (a config group's choice, which
+    the config resolves, aside), both without the keys that change nothing computed, and the seed."""
+    kept = {k: v for k, v in _flat(config).items() if not changes_no_result(k) and k != "seed"} if config else {}
+    kept |= {f"override:{k}": v for k, v in overrides.items() if not _is_ignored(k)}
+    return yaml.safe_dump({"seed": seed, **kept}, sort_keys=True, default_flow_style=True)
+
+
+def drop_copies(runs: Sequence[Run]) -> list[Run]:
+    """Mark every later copy of a complete run (same config and seed, e.g. a run dir copied or a sweep tabulated
+    together with its copy) as ``duplicate``: one run is one seed, never counted twice."""
+    first: dict[str, Run] = {}
+    for r in runs:
+        if not r.complete:
+            continue
+        if r.identity in first:
+            r.status, r.reason = "duplicate", f"same config and seed {r.seed} as {first[r.identity].path}"
+        else:
+            first[r.identity] = r
+    return list(runs)
 
 
 # ------------------------------------------------------------------------------------------------
 # Aggregation
 # ------------------------------------------------------------------------------------------------
 def _is_ignored(key: str) -> bool:
-    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
+    return key in ROW_NEVER or changes_no_result(key)
 
 
 def _row_order(schedule: str) -> tuple:
@@ -298,6 +401,104 @@ def _difference(a: pd.Series, b: pd.Series) -> Difference:
     if len(seeds) == a["n"] >= 2 and seeds == b["seeds"] and len(set(seeds)) == len(seeds):
         return paired_interval(list(a["values"]), list(b["values"]), LEVEL)
     return welch_interval(list(a["values"]), list(b["values"]), LEVEL)
+
+
+def primary_endpoints(table: Table, min_sparsity: float, comparisons: Sequence[str] | None = None) -> Endpoints:
+    """The primary endpoint of every (S-Cyc, comparison) pair in each row group: per seed, the mean of the
+    selected accuracy over the levels >= ``min_sparsity`` (a seed missing a level is left out of that row);
+    S-Cyc minus the comparison, paired over their common seeds, with a t-interval and p-value; then Holm's
+    adjustment across all the comparisons. ``comparisons`` default: the paper's four present, then the
+    ablation row (cyclic_flat_top) if present."""
+    levels = [s for s in table.columns if s >= min_sparsity - 1e-9]
+    present = {row[0] for row in table.rows}
+    if comparisons is None:
+        comparisons = [b for b in (*PAPER_BENCHMARKS, ABLATION) if b in present]
+    per_seed: dict[tuple, dict[int, float]] = {}
+    for row in table.rows:
+        values: dict[int, list[float]] = {}
+        for s in levels:
+            if (*row, s) not in table.cells.index:
+                continue
+            c = table.cells.loc[(*row, s)]
+            for seed, v in zip(c["seeds"], c["values"]):
+                values.setdefault(seed, []).append(v)
+        per_seed[row] = {seed: sum(v) / len(v) for seed, v in values.items() if len(v) == len(levels)}
+    frame = pd.DataFrame.from_dict({table.label(r): v for r, v in per_seed.items()}, orient="index").sort_index(axis=1)
+    out: list[Endpoint] = []
+    for row in table.rows:
+        if row[0] != REFERENCE:
+            continue
+        for b in comparisons:
+            other = (b, *row[1:])
+            if other not in per_seed:
+                continue
+            seeds = tuple(sorted(set(per_seed[row]) & set(per_seed[other])))
+            if not seeds:
+                continue
+            d = paired_interval([per_seed[row][x] for x in seeds], [per_seed[other][x] for x in seeds], LEVEL)
+            out.append(Endpoint(b, row[1:], seeds, d))
+    for e, p in zip(out, holm([e.difference.p for e in out])):
+        e.p_holm = p
+    return Endpoints(min_sparsity, levels, out, frame)
+
+
+def long_frame(table: Table) -> pd.DataFrame:
+    """``runs.csv``: every included run's rows, one line per run and round (what the table is made of, so it
+    can be rebuilt and re-analysed without the run dirs): run (its folder, relative to the sweep), schedule,
+    seed, the row keys, round, sparsity, max_lr, the validation accuracy at the best-validation epoch, the test
+    accuracy there and at the end of the round, and, where the run measured gradients, the global gradient std
+    of each population at the start and end of the round (``grad_std_<when>_<population>``)."""
+    frames = []
+    for r in table.included:
+        df = r.results[[c for c in LONG_COLUMNS if c in r.results.columns]].copy()
+        df.insert(0, "run", _rel(r.path, table.sweep_dir))
+        df.insert(1, "schedule", r.schedule)
+        df.insert(2, "seed", r.seed)
+        for i, k in enumerate(table.row_keys):
+            df.insert(3 + i, k, r.overrides.get(k, "(default)"))
+        grads = _grad_std(r.path)
+        if grads is not None:
+            df = df.merge(grads, on="round", how="left")
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "schedule", "seed"])
+
+
+def _grad_std(path: Path) -> pd.DataFrame | None:
+    """Per round, the global gradient std of each population at the start and at the end of the round
+    (``grad_std_<when>_<population>``), from the run's grad_stats.csv; None where it measured none."""
+    try:
+        stats_ = RunDir(path).grad_stats
+    except (OSError, ValueError):
+        return None
+    if stats_ is None or not {"when", "layer", "population", "std"} <= set(stats_.columns):
+        return None
+    rows = stats_[stats_["layer"] == "global"]
+    wide = rows.pivot_table(index="round", columns=["when", "population"], values="std", aggfunc="first")
+    wide.columns = [f"grad_std_{when}_{pop}" for when, pop in wide.columns]
+    return wide.reset_index()
+
+
+def runs_from_long(path: str | Path | pd.DataFrame, select: str = "end") -> list[Run]:
+    """The runs of a ``runs.csv`` (``long_frame``; a path or the frame), as ``load_run`` would read them."""
+    if isinstance(path, pd.DataFrame):
+        frame, path = path.astype({"run": str, "schedule": str}), Path("runs.csv")
+    else:
+        path = Path(path)
+        try:
+            frame = pd.read_csv(path, dtype={"run": str, "schedule": str})
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(f"{path}: cannot be read as a long CSV ({exc})") from exc
+    missing = {"run", "schedule", "seed", "round", "sparsity", SELECT[select]} - set(frame.columns)
+    if missing:
+        raise FileNotFoundError(f"{path}: not a long CSV of runs (lacks column(s) {', '.join(sorted(missing))})")
+    keys = list(frame.columns[3 : frame.columns.get_loc("round")])
+    runs = []
+    for name, df in frame.groupby("run", sort=False):
+        first = df.iloc[0]
+        runs.append(Run(path=path.parent / str(name), status="complete", schedule=str(first["schedule"]),
+                        seed=int(first["seed"]), overrides={k: str(first[k]) for k in keys},
+                        results=df.reset_index(drop=True), identity=str(name)))  # fmt: skip
+    return runs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -443,6 +644,44 @@ def _sweep_task(sweep_dir: Path) -> list[str] | None:
         return None
 
 
+def _fmt_p(p: float) -> str:
+    return "–" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def render_endpoints(table: Table, decimals: int = 2) -> list[str]:
+    """The primary-endpoint section of table.md."""
+    e = table.endpoints
+    if e is None:
+        return []
+    span = f"{_fmt_sparsity(e.levels[0])} … {_fmt_sparsity(e.levels[-1])}" if e.levels else "none"
+    parts = ["", "## Primary endpoint (fixed before the run)", "",
+             f"Per seed: the mean {SELECT_TEXT[table.select]} over the {len(e.levels)} levels at sparsity ≥ "
+             f"{100 * e.min_sparsity:g} % ({span}). S-Cyc minus each named comparison row, paired over the seeds both "
+             f"ran, {LEVEL:.0%} t-interval; p: two-sided paired t-test; Holm: adjusted across the "
+             f"{len(e.comparisons)} comparisons. The per-level table above is descriptive.", ""]  # fmt: skip
+    if not e.comparisons:
+        return [*parts, "No comparison: it needs an S-Cyc row and a named comparison row with common seeds."]
+    rows = {}
+    for c in e.comparisons:
+        ref, other = (REFERENCE, *c.group), (c.versus, *c.group)
+        d = c.difference
+        ci = f"[{_fmt_signed(d.low, decimals)}, {_fmt_signed(d.high, decimals)}]" if not math.isnan(d.low) else "[n<2]"
+        label = table.label(other).replace(c.versus, f"S-Cyc − {c.versus}", 1)
+        rows[label] = {
+            "n seeds": str(len(c.seeds)),
+            "S-Cyc": f"{e.per_seed.loc[table.label(ref), list(c.seeds)].mean():.{decimals}f}",
+            "comparison": f"{e.per_seed.loc[table.label(other), list(c.seeds)].mean():.{decimals}f}",
+            "difference": _fmt_signed(d.estimate, decimals),
+            f"{LEVEL:.0%} CI": ci,
+            "p": _fmt_p(d.p),
+            "p (Holm)": _fmt_p(c.p_holm),
+        }
+    parts.append(_md_table(pd.DataFrame.from_dict(rows, orient="index"), "comparison"))
+    seeds = e.per_seed.map(lambda v: "" if pd.isna(v) else f"{v:.{decimals}f}").rename(columns=lambda x: f"seed {x}")
+    parts += ["", "Per-seed endpoint values:", "", _md_table(seeds, "row")]
+    return parts
+
+
 def render_markdown(table: Table, decimals: int = 2) -> str:
     parts = [
         f"# Results: {table.title}",
@@ -458,6 +697,7 @@ def render_markdown(table: Table, decimals: int = 2) -> str:
     else:
         parts += ["No complete run to tabulate.", ""]
     parts += [f"- {n}" for n in _notes(table)]
+    parts += render_endpoints(table, decimals)
     if table.excluded:
         parts += ["", "## Excluded runs (not averaged in)", ""]
         ex = excluded_frame(table).fillna("").set_index("run")
@@ -525,6 +765,55 @@ def plot(table: Table, path: Path, log_remaining: bool = False) -> None:
     plt.close(fig)
 
 
+def plot_margins(table: Table, path: Path) -> bool:
+    """``margins.png``: S-Cyc minus each comparison row (the primary endpoint's, else every benchmark) at each
+    level, with its 95 % t-interval over seeds (paired when both rows ran the same seeds), one panel per
+    comparison on a shared y axis; x = the fraction remaining, 1 − s, on a log axis. The primary endpoint's
+    levels are shaded. False (nothing drawn) without an S-Cyc row and a comparison."""
+    groups = [g for g in sorted({row[1:] for row in table.rows}) if (REFERENCE, *g) in table.rows]
+    versus = ([c.versus for c in table.endpoints.comparisons] if table.endpoints else None) or table.benchmarks
+    versus = list(dict.fromkeys(versus))
+    panels = [(g, b) for g in groups for b in versus if (b, *g) in table.rows]
+    if not panels:
+        return False
+    preload()
+    import matplotlib.pyplot as plt
+
+    cols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), sharey=True, squeeze=False)
+    for ax, (group, b) in zip(axes.flat, panels):
+        xs, est, lo, hi = [], [], [], []
+        for s in table.columns:
+            ref, other = (REFERENCE, *group, s), (b, *group, s)
+            if ref in table.cells.index and other in table.cells.index and s < 1:
+                d = _difference(table.cells.loc[ref], table.cells.loc[other])
+                xs.append(1 - s)
+                est.append(d.estimate)
+                lo.append(d.estimate - d.low if not math.isnan(d.low) else 0.0)
+                hi.append(d.high - d.estimate if not math.isnan(d.high) else 0.0)
+        ax.axhline(0, color="black", lw=0.8)
+        if table.endpoints is not None:
+            ax.axvspan(1 - 1.0, 1 - table.endpoints.min_sparsity + 1e-12, color="tab:orange", alpha=0.12, lw=0)
+        ax.errorbar(xs, est, yerr=[lo, hi], fmt="o", ms=3, capsize=2, color="tab:blue")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_title(f"S-Cyc − {table.label((b, *group))}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("difference (points)")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("fraction remaining, 1 − s (log)")
+    shade = " (shaded: the primary endpoint's levels)" if table.endpoints is not None else ""
+    fig.suptitle(f"{table.title}: S-Cyc minus each comparison, {LEVEL:.0%} t-interval over seeds{shade}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 # ------------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------------
@@ -535,24 +824,42 @@ def make_table(
     out_dir: str | Path | None = None,
     decimals: int = 2,
     log_remaining: bool = False,
+    endpoint: float | None = None,
+    comparisons: Sequence[str] | None = None,
+    from_long: str | Path | None = None,
 ) -> Table:
-    """Read every run under ``sweep_dir``, write the tables, figure and exclusion list, return the Table."""
+    """Read every run under ``sweep_dir`` (or the runs of the long CSV ``from_long``), write the tables, the
+    figures, the exclusion list and the long CSV of every included run's rows (``runs.csv``), return the Table.
+    ``endpoint``: the primary endpoint's threshold (levels at sparsity >= it), with ``comparisons``."""
     sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist")
     if select not in SELECT:
         raise ValueError(f"select={select!r} is not allowed; use one of {sorted(SELECT)}")
-    runs = [load_run(p, select) for p in find_run_dirs(sweep_dir)]
+    if from_long is not None:
+        runs = runs_from_long(from_long, select)
+    else:
+        if not sweep_dir.is_dir():
+            raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist")
+        runs = drop_copies([load_run(p, select) for p in find_run_dirs(sweep_dir)])
     if not runs:  # nothing is written for no runs: an empty table would look like a result
         raise FileNotFoundError(f"no run dirs found under {sweep_dir}")
     out = Path(out_dir) if out_dir is not None else sweep_dir
-    out.mkdir(parents=True, exist_ok=True)
     table = aggregate(runs, select=select, benchmarks=benchmarks, sweep_dir=sweep_dir)
+    if endpoint is not None:
+        table.endpoints = primary_endpoints(table, endpoint, comparisons)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(render_markdown(table, decimals))
     tidy_frame(table).to_csv(out / "table.csv", index=False)
     (out / "table.tex").write_text(render_latex(table, decimals))
     excluded_frame(table).to_csv(out / "excluded_runs.csv", index=False)
+    if from_long is None:  # the long CSV, and how to rebuild this table from it (make_table.py --from-long)
+        long_frame(table).to_csv(out / "runs.csv", index=False, float_format="%.6g")
+        args = ["--select", select, *(["--endpoint", f"{endpoint:g}"] if endpoint is not None else []),
+                *(["--compare", ",".join(comparisons)] if comparisons else []),
+                *(["--benchmarks", ",".join(benchmarks)] if benchmarks else [])]  # fmt: skip
+        (out / "runs.json").write_text(json.dumps({"args": args}, indent=1) + "\n")
     plot(table, out / "accuracy_vs_sparsity.png", log_remaining)
+    if not plot_margins(table, out / "margins.png"):
+        (out / "margins.png").unlink(missing_ok=True)
     return table
 
 
@@ -579,12 +886,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-remaining", action="store_true",
         help="figure: x = the fraction remaining, 1 - s, on a log axis (the high-sparsity end spread out)",
     )  # fmt: skip
+    parser.add_argument("--endpoint", type=float, default=None, metavar="S",
+                        help="primary endpoint: per seed, the mean accuracy over the levels at sparsity >= S "
+                             "(e.g. 0.985); S-Cyc minus each --compare row, paired, Holm-adjusted")  # fmt: skip
+    parser.add_argument("--compare", default=None,
+                        help="comma-separated rows of the primary endpoint (default: the paper's four present, "
+                             f"then {ABLATION})")  # fmt: skip
+    parser.add_argument("--from-long", type=Path, default=None, metavar="CSV",
+                        help="rebuild from a long CSV of runs (runs.csv) instead of run dirs; needs --out")  # fmt: skip
     args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
+    if args.from_long is None and not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
+    if args.from_long is not None and args.out is None:
+        parser.error("--from-long needs --out (where the rebuilt table goes)")
+    if args.endpoint is not None and not 0 < args.endpoint < 1:
+        parser.error(f"--endpoint {args.endpoint}: must be a sparsity between 0 and 1 (exclusive)")
+    if args.decimals < 0 or args.decimals > 6:
+        parser.error(f"--decimals {args.decimals}: must be an integer from 0 to 6")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: is a file; give a folder")
     benchmarks = [b for b in args.benchmarks.split(",") if b] if args.benchmarks else None
+    compare = [b for b in args.compare.split(",") if b] if args.compare else None
     try:
-        table = make_table(args.sweep_dir, args.select, benchmarks, args.out, args.decimals, args.log_remaining)
+        table = make_table(args.sweep_dir, args.select, benchmarks, args.out, args.decimals, args.log_remaining,
+                           args.endpoint, compare, args.from_long)  # fmt: skip
     except FileNotFoundError as exc:
         print(f"error: {exc}; nothing written", file=sys.stderr)
         return 1
@@ -592,4 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(table.included)} run(s) tabulated, {len(table.excluded)} excluded; wrote {out}/table.md")
     for r in table.excluded:
         print(f"  excluded {_rel(r.path, args.sweep_dir)}: {r.status} {r.reason}".rstrip())
-    return 0 if table.included else 1
+    unreadable = [r for r in table.excluded if r.status == "unreadable"]
+    if unreadable:  # a corrupt file is a fault to look at, not a result: the exit says so
+        print(f"error: {len(unreadable)} run(s) have unreadable files (listed above and in table.md)", file=sys.stderr)
+    return 0 if table.included and not unreadable else 1

@@ -23,7 +23,7 @@ import torch
 
 from scyc import __version__
 from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
-from scyc.utils import atomic_write, atomic_write_json
+from scyc.utils import NoSpaceLeft, atomic_write, atomic_write_json, overwrite_in_place
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +228,21 @@ class RunOutputs:
         return path
 
     def write_summary(self, **updates: Any) -> None:
+        """Update summary.json. How the run ended (any status but ``running``) is written even on a full disk:
+        in place, in the file's own blocks, when the atomic write finds no space."""
         self.summary.update(updates)
-        if self.is_main:
-            atomic_write_json(self.run_dir / "summary.json", self.summary)
+        if not self.is_main:
+            return
+        path = self.run_dir / "summary.json"
+        try:
+            atomic_write_json(path, self.summary)
+        except NoSpaceLeft as full:
+            if self.summary.get("status") == "running" or not path.is_file():
+                raise
+            try:
+                overwrite_in_place(path, json.dumps(self.summary, indent=2, sort_keys=True, default=str) + "\n")
+            except OSError:
+                raise full from None
 
     def start(self, summary: dict[str, Any], resume: tuple[dict[str, Any], Path] | None) -> str | None:
         """At run start: the summary with provenance; every table emptied (a fresh run: whatever a run killed

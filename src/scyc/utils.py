@@ -58,8 +58,39 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class NoSpaceLeft(ConfigError):
-    """A write failed because the disk, a quota or the file-size limit is full (a one-line error, exit 2)."""
+class WriteFailed(ConfigError):
+    """A write the run needs failed for a reason outside the program (a one-line error, exit 2)."""
+
+
+class NoSpaceLeft(WriteFailed):
+    """A write failed because the disk, a quota or the file-size limit is full."""
+
+
+class NotWritable(WriteFailed):
+    """A write was refused: no permission, or an immutable file or folder, or a read-only file system."""
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def write_failure(exc: BaseException, path: str | os.PathLike | None = None) -> WriteFailed | None:
+    """``exc`` as a one-line ``WriteFailed`` when an OSError behind it says the disk is full or the write was
+    refused (torch.save and matplotlib report these wrapped in their own errors); None for any other failure.
+    ``path``: the file being written, when the OSError does not name it."""
+    if isinstance(exc, WriteFailed):
+        return exc
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE + REFUSED:
+            where = Path(path or exc.filename or "?")
+            if exc.errno in NO_SPACE:
+                return NoSpaceLeft(f"no space left in {where.parent} (writing {where.name}: {exc.strerror})")
+            return NotWritable(f"{where} cannot be written ({exc.strerror}): the folder or file is read-only or "
+                               "immutable")  # fmt: skip
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def atomic_write(path: str | os.PathLike, content: str | bytes | Callable[[IO[bytes]], None]) -> None:
@@ -82,19 +113,22 @@ def atomic_write(path: str | os.PathLike, content: str | bytes | Callable[[IO[by
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if full := _no_space(exc):  # torch.save reports it as a RuntimeError whose context is the OSError
-            raise NoSpaceLeft(f"no space left in {path.parent} (writing {path.name}: {full.strerror})") from exc
+        failure = write_failure(exc, path)  # torch.save wraps the OSError in a RuntimeError
+        if failure is not None and failure is not exc:
+            raise failure from exc
         raise
     _fsync_dir(path.parent)
 
 
-def _no_space(exc: BaseException | None) -> OSError | None:
-    """The OSError behind ``exc`` that says the disk, a quota or the file-size limit is full, if any."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+def overwrite_in_place(path: str | os.PathLike, content: str) -> None:
+    """Rewrite an existing small file in place, in the disk blocks it holds already: the last resort when
+    ``atomic_write`` finds the disk full (its temporary file needs new blocks), for the file that must say how
+    the run ended. Not atomic: a process killed during it leaves the file torn (unreadable, never wrong)."""
+    with open(path, "r+b") as fh:
+        fh.write(content.encode())
+        fh.truncate()
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

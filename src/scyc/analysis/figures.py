@@ -15,6 +15,7 @@ calls ``make_figures`` on saved runs; the ``RunFigures`` callback calls it at th
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ import pandas as pd
 
 from scyc.callbacks import Callback
 from scyc.rundirs import SURVIVING, RunDir
+from scyc.utils import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,8 +59,10 @@ def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.2):
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    """The PNG, written atomically: a failed write (a full disk) leaves no half-drawn figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write(path, buf.getvalue())
     return path
 
 
@@ -261,8 +265,8 @@ def make_figures(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[st
 class RunFiguresCallback(Callback):
     """At the end of a run: draw the figures into ``<run_dir>/figures`` and log them to W&B as images.
 
-    A plotting error is logged (with its traceback) and does not fail a run whose training completed;
-    ``scripts/analyze_gradients.py RUN_DIR`` redraws the figures from the saved files.
+    A plotting error is logged in one line (its traceback at debug level) and does not fail a run whose training
+    completed; ``scripts/analyze_gradients.py RUN_DIR`` redraws the figures from the saved files.
     """
 
     def on_run_end(self, run: RunView, summary: dict[str, Any]) -> None:
@@ -270,8 +274,11 @@ class RunFiguresCallback(Callback):
             return
         try:
             paths = make_figures([run.run_dir], run.run_dir / "figures")
-        except Exception:
-            log.exception("drawing the run's figures failed; redraw with scripts/analyze_gradients.py %s", run.run_dir)
+        except Exception as exc:
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            log.warning("drawing the run's figures failed (%s); redraw with scripts/analyze_gradients.py %s", why,
+                        run.run_dir)  # fmt: skip
+            log.debug("the figures' error", exc_info=True)
             return
         run.outputs.wandb.log_images({f"figures/{name}": p for name, p in paths.items()})
         log.debug("figures: %s", ", ".join(str(p) for p in paths.values()))

@@ -87,6 +87,11 @@ class RawData:
                 raise ValueError(f"{name} must be uint8 (N, C, H, W), got {t.dtype} {tuple(t.shape)}")
         if len(self.train_x) != len(self.train_y) or len(self.test_x) != len(self.test_y):
             raise ValueError("images and labels differ in length")
+        if self.train_x.shape[1:] != self.test_x.shape[1:]:  # the model is built for the training images
+            raise ConfigError(
+                f"{self.source or 'the data set'}: training images are {'x'.join(map(str, self.train_x.shape[1:]))}, "
+                f"test images {'x'.join(map(str, self.test_x.shape[1:]))}: a data set's images must have one size"
+            )
 
     @property
     def in_channels(self) -> int:

@@ -103,9 +103,16 @@ def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> d
 @DATASETS.register("fashion_mnist")
 def fashion_mnist(root: str | None = None, download: bool = True, data_dir: str = "data", pad: int = 0) -> RawData:
     """``pad`` zero-pads every image on each side (2: 32x32, the CIFAR presets' input size)."""
+    if not isinstance(pad, int) or pad < 0:
+        raise ConfigError(f"dataset.pad={pad} is not allowed: it must be an integer >= 0 (zeros added on each side)")
     files = locate(root, download, data_dir)
     tensors = {k: read_idx(p) for k, p in files.items()}
     tensors.update({k: torch.nn.functional.pad(tensors[k], (pad,) * 4) for k in ("train_x", "test_x") if pad})
+    train_size, test_size = tuple(tensors["train_x"].shape[1:]), tuple(tensors["test_x"].shape[1:])
+    if train_size != test_size:  # the model is built for the training images' size
+        size = lambda shape: "x".join(map(str, shape))  # noqa: E731
+        raise ConfigError(f"{files['test_x']} holds {size(test_size)} images, {files['train_x'].name} "
+                          f"{size(train_size)}: the test images must have the training images' size")  # fmt: skip
     for split in ("train", "test"):
         x, y = tensors[f"{split}_x"], tensors[f"{split}_y"]
         if x.dim() != 3 or y.dim() != 1 or len(x) != len(y):

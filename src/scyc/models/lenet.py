@@ -23,6 +23,8 @@ class LeNet300(nn.Module):
         hidden: Sequence[int] = (300, 100),
     ) -> None:
         super().__init__()
+        if not all(isinstance(h, int) and h >= 1 for h in hidden):
+            raise ValueError(f"model.hidden={list(hidden)} is not allowed: every hidden size must be an integer >= 1")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * math.prod(image_size)
         for h in hidden:

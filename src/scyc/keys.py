@@ -1,0 +1,28 @@
+"""The one list of config keys that change nothing a run computes.
+
+Used wherever runs are compared by their config: the resume check (``scyc.rundir``: a resumed run may change
+these), a sweep's W&B group (``scyc.sweeps``: left out of it) and the results tables (``scyc.tables``: never a
+row key, so a sweep resumed with ``resume=true`` or with its data moved stays one row per schedule). A key
+matches an entry when it is the entry or lies below it (``checkpoint.keep`` below ``checkpoint``).
+"""
+
+from __future__ import annotations
+
+NON_RESULT_KEYS = (
+    "resume",  # continue from a checkpoint: the rounds computed are the same
+    "resume_allow_data_change",
+    "progress",  # terminal bars
+    "wandb",  # logging
+    "checkpoint",  # how many epoch checkpoints are kept
+    "device",  # where it runs (may change on resume)
+    "data_dir",  # where the data are found ...
+    "dataset.root",
+    "dataset.download",  # ... and whether they may be fetched
+    "hydra",  # Hydra's own settings (run/sweep dirs, launcher)
+)
+
+
+def changes_no_result(key: str) -> bool:
+    """True for a key (``resume``, ``+checkpoint.keep``, ``hydra/launcher``) that changes nothing computed."""
+    key = key.lstrip("+~")
+    return any(key == k or key.startswith((k + ".", k + "/")) for k in NON_RESULT_KEYS)
