@@ -20,7 +20,7 @@ TOY = (
     "dataset.train_subset=500", "dataset.val_size=500", "train.epochs=1", "pruner.rounds=2", "deterministic=true",
 )  # fmt: skip
 QUICK = (*TOY, "analysis.grad_every_round=false", "analysis.figures=false")  # when gradients/figures do not matter
-TIMING = {"epoch_seconds", "round_seconds", "seconds"}
+TIMING = {"epoch_seconds", "round_seconds", "other_seconds", "seconds"}
 FMNIST = ROOT / "data" / "fashion-mnist"
 
 

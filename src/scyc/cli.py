@@ -27,9 +27,23 @@ def main() -> None:
     """``python train.py <overrides>``: Hydra's main over ``conf/`` with the typed schema and the Optuna sweeper."""
     import hydra
 
+    from scyc import overrides
     from scyc.config import register_configs
+    from scyc.registry import ConfigError
     from scyc.sweeps import register_optuna_sweeper
 
+    try:  # a misspelled key: one line with the close matches, before Hydra composes (nothing written)
+        overrides.check(sys.argv[1:], CONF)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv[1:] = overrides.normalize(sys.argv[1:])  # a plug-in's <group>.extra keys: with or without its YAML
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:  # the project's page; Hydra's is --hydra-help
+        from scyc.help import page
+
+        register_configs()
+        print(page(CONF, [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]))
+        sys.exit(0)
     register_configs()
     register_optuna_sweeper(CONF / "search" / "optuna.yaml")
     from scyc import sweeps
@@ -100,6 +114,9 @@ def train(cfg: DictConfig) -> float:
             # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
             env = stack.enter_context(distributed.session(cfg.device))
             run_dir = distributed.shared_run_dir(run_dir, env)
+            resolve_data_dir(cfg)
+            if multirun:  # runs side by side: say whose line it is
+                name_console_lines(run_dir.name)
             with guards.startup_interrupts():  # Ctrl-C now: the run dir as found, exit 130
                 config = load(cfg)
                 validate(config)  # the one validation pass; the constructors below check their own parameters
@@ -151,13 +168,22 @@ def train(cfg: DictConfig) -> float:
     return math.nan  # not reached: every failure above exits or raises
 
 
+def name_console_lines(name: str) -> None:
+    """Log lines on the console carry the run's name (``[<time>][<run>][scyc][INFO] - ...``): the jobs of a
+    parallel sweep write to one terminal. The run's own train.log keeps the plain format."""
+    console = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    for handler in console:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("[%(name)s]", f"[{name}][%(name)s]")))
+
+
 def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir: str | None = None) -> dict[str, Any]:
     """Run one experiment in ``run_dir`` and return its summary (summary.json: ``status``, ``final_test_acc``, ...).
 
-    The config is composed with Hydra's compose API from ``conf/`` (or ``config_dir``) and ``overrides``, exactly
-    as ``train.py`` composes it; then the CLI's guards: validation, the run dir's lock, and the resume rules (a
-    dir that holds a run is refused without ``resume=true``; ``resume=true`` continues from its last checkpoint,
-    or returns the summary of a finished run). A relative ``data_dir`` is taken from the repository root, where
+    The config is composed with Hydra's compose API from ``conf/`` and ``overrides``, exactly as ``train.py``
+    composes it (``config_dir``: a folder of your own options added to ``conf/``, as ``--config-dir`` adds it);
+    then the CLI's guards: validation, the run dir's lock, and the resume rules (a dir that holds a run is
+    refused without ``resume=true``; ``resume=true`` continues from its last checkpoint, or returns the summary
+    of a finished run). A relative ``data_dir`` is taken from the repository root, where
     the CLI runs. Refusals raise ``scyc.registry.ConfigError`` (the CLI's exit 2); a failed run raises after
     marking it failed in summary.json. The run dir gets ``.hydra/config.yaml`` and ``overrides.yaml`` and a
     ``train.log``, like a CLI run's. One call at a time per process: a call while another runs (from another
@@ -183,15 +209,22 @@ _API_RUN = threading.Lock()  # held by the scyc.run call in progress: one at a t
 def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | None) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
+    from scyc import overrides as checked
     from scyc import rundir
     from scyc.config import load, register_configs, validate
+    from scyc.registry import ConfigError
 
     register_configs()
-    conf = Path(config_dir or CONF).resolve()
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="train"):
-        cfg = compose("config", overrides=list(overrides))
-    if not Path(cfg.data_dir).is_absolute():
-        cfg.data_dir = str(conf.parent / cfg.data_dir)
+    checked.check(overrides, CONF)
+    composed = checked.normalize(overrides)
+    if config_dir is not None:  # added to conf/, as the CLI's --config-dir adds it
+        extra = Path(config_dir).resolve()
+        if not extra.is_dir():
+            raise ConfigError(f"config_dir={config_dir} is not a folder")
+        composed.append(f"hydra.searchpath=[file://{extra}]")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="train"):
+        cfg = compose("config", overrides=composed)
+    resolve_data_dir(cfg)
     config = load(cfg)
     validate(config)
     rundir.API_CALL = list(overrides)  # summary.json's command and the resume hint name this call
@@ -199,6 +232,13 @@ def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | 
         return _run(config, cfg, list(overrides), run_dir)
     finally:
         rundir.API_CALL = None
+
+
+def resolve_data_dir(cfg: DictConfig) -> None:
+    """A relative ``data_dir`` (``data`` by default) is taken from the repository root, wherever the command runs
+    (``cd /tmp/mine && python /path/to/train.py`` finds the repository's data, and fetches nothing into /tmp/mine)."""
+    if not Path(cfg.data_dir).is_absolute():
+        cfg.data_dir = str(CONF.parent / cfg.data_dir)
 
 
 def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str, Any]:

@@ -32,7 +32,10 @@ class Group:
     """A config group: ``name`` picks the registered class, ``options()`` are the keys set for it."""
 
     name: str
-    extra: Optional[dict[str, Any]] = None  # keys of a plug-in class (dotted-path name) the schema does not know
+    # Keys of a plug-in class (dotted-path name) that the schema does not know: a dict that is always there, so
+    # ``pruner.extra.eps=1e-9`` (with or without ``+``) and ``schedule.extra={final_fraction:0.01}`` work with or
+    # without an ``extra:`` block in the option's YAML; ``registry.build`` refuses a key the class does not take.
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def options(self, *skip: str) -> dict[str, Any]:
         """The keys that are set (not null), without ``name`` and ``skip``, plus ``extra``."""
@@ -60,6 +63,7 @@ class DatasetConfig(Group):
     val_size: int
     split_seed: int
     train_subset: Optional[int] = None
+    test_subset: Optional[int] = None  # evaluate on the first N test examples (null: all); val_size sizes val
     pad: Optional[int] = None  # fashion_mnist: zero padding on every side (2: 32x32 for the CIFAR models)
 
 
@@ -253,3 +257,7 @@ def validate(cfg: Config) -> None:
         if not accepted:
             shown = str(value).lower() if isinstance(value, bool) else value  # as written on the command line
             raise ConfigError(f"{key}={shown} is not allowed: it must be {allowed}")
+    subset = cfg.dataset.test_subset  # its upper bound (the test set's size) is checked when the data are read
+    if subset is not None and subset < 1:
+        raise ConfigError(f"dataset.test_subset={subset} is not allowed: it must be null (the whole test set) or "
+                          "an integer >= 1 (the first N test examples)")  # fmt: skip

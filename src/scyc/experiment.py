@@ -164,16 +164,23 @@ class Experiment:
             self._call("on_run_start")
             first_round, first_epoch = self._restore() if self.resume else (0, 0)
             bar = tqdm(range(first_round, self.rounds), desc="rounds", disable=self._no_bar)
+            phase = lambda what: bar.set_description_str(f"rounds [{what}]")  # noqa: E731  what the bar waits on
             for r in bar:
-                if not (r == first_round and first_epoch > 0):  # resumed inside round r: pruned already
+                resumed_inside = r == first_round and first_epoch > 0  # pruned and measured already
+                # the round's clock; resumed inside round r, its training so far counts (round_seconds does too)
+                round_start = time.perf_counter() - (self._resume_round["state"]["elapsed"] if resumed_inside else 0)
+                if not resumed_inside:
                     if r > 0:
+                        phase(f"round {r}: pruning")
                         self.prune()
+                    phase(f"round {r}: measuring gradients" if self.gradients else f"round {r}: starting")
                     self._call("on_round_start", r)  # measure the network about to be trained
                     if hasattr(self.schedule.policy, "observe"):  # gradscale: max_lr from that measurement
                         self.schedule.policy.observe(r, self.gradients.latest_start.global_stats(
                             self.schedule.policy.population))  # fmt: skip
                 sparsities = [x.sparsity for x in self.state.results] + [self.masks.sparsity()]
                 candidates = self.schedule.candidates(r, sparsities)  # this round's max_lr (or grid)
+                phase(f"round {r}: training" if len(candidates) == 1 else f"round {r}: {len(candidates)} candidates")
                 if len(candidates) == 1:
                     result, _ = self.train_round(r, candidates[0], after_epoch=self.record_epoch)
                 else:
@@ -181,8 +188,13 @@ class Experiment:
                                                         self.state, has_val=len(self.data.val[1]) > 0)  # fmt: skip
                     for record in epochs:  # the path actually taken
                         self.record_epoch(record)
+                phase(f"round {r}: measuring gradients" if self.gradients else f"round {r}: recording")
                 self.record_round(result)
-                self.save_checkpoint("round", (r + 1, 0))
+                phase(f"round {r}: checkpoint")
+                result.other_seconds = time.perf_counter() - round_start - result.round_seconds
+                self.save_checkpoint("round", (r + 1, 0))  # holds other_seconds without its own write
+                result.other_seconds = time.perf_counter() - round_start - result.round_seconds
+                self.outputs.update_round(result, asdict(result))
                 self.stop.raise_if_requested(f"after round {r}")
                 bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
             return self._finish(time.perf_counter() - start)

@@ -60,7 +60,7 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in d.items():
             out.update(_flatten(v, f"{prefix}{k}."))
-        return out if out or not prefix else {prefix[:-1]: {}}
+        return out if out or not prefix else {prefix[:-1]: None}  # {} = no keys set = null (a plug-in's extra)
     return {prefix[:-1]: d}
 
 
@@ -73,11 +73,11 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         grown = k in RESUME_MAY_GROW and isinstance(a.get(k), int) and isinstance(b.get(k), int) and b[k] > a[k]
         return grown or changes_no_result(k)
 
-    missing = object()
+    # a key absent on one side (added to the schema after the checkpoint was written) counts as unset (null)
     return [
         f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now"
         for k in sorted(set(a) | set(b))
-        if not allowed(k) and a.get(k, missing) != b.get(k, missing)
+        if not allowed(k) and a.get(k) != b.get(k)
     ]
 
 

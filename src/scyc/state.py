@@ -9,6 +9,7 @@ their own ``state_dict``s; ``scyc.checkpoint`` only writes and reads the files.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -46,8 +47,12 @@ class RoundResult(Metrics):
     best_val_acc: float
     best_val_epoch: int
     test_acc_at_best_val: float
-    epoch_seconds: float
-    round_seconds: float
+    epoch_seconds: float  # the mean training time of an epoch (the training steps only)
+    round_seconds: float  # the round's training: its epochs, the evaluation after each, its epoch checkpoints
+    # The rest of the round's wall time: pruning and reset, the gradient measurement at its start and end, the
+    # callbacks, the round checkpoint (and for the oracle the other candidates' training). NaN in rows of runs
+    # written before this column existed.
+    other_seconds: float = math.nan
 
 
 @dataclass
@@ -69,7 +74,7 @@ class EpochRecord(Metrics):
 METRICS = [f.name for f in fields(Metrics)]
 # the CSV columns, in the order the files have always had (the metrics after the round's identity)
 RESULT_COLUMNS = ["round", "sparsity", "alive", "max_lr", *METRICS, "best_val_acc", "best_val_epoch",
-                  "test_acc_at_best_val", "epoch_seconds", "round_seconds"]  # fmt: skip
+                  "test_acc_at_best_val", "epoch_seconds", "round_seconds", "other_seconds"]  # fmt: skip
 EPOCH_COLUMNS = ["round", "epoch", "sparsity", "max_lr", "lr_last", *METRICS, "seconds"]
 
 

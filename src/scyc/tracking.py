@@ -53,6 +53,12 @@ class CsvTable:
         if self.write:
             atomic_write(self.path, self._render(self.rows, header=True))
 
+    def update_last(self, row: Mapping[str, Any]) -> None:
+        """Replace the last row (rewrites the file atomically)."""
+        self.rows[-1] = dict(row)
+        if self.write:
+            atomic_write(self.path, self._render(self.rows, header=True))
+
     def reset(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Replace the table's rows (e.g. with a checkpoint's on resume); no rows removes the file."""
         self.rows = [dict(r) for r in rows]
@@ -304,8 +310,14 @@ class RunOutputs:
         self.wandb.log({"global_step": first_step + len(lrs), **{f"epoch/{k}": v for k, v in row.items()}})
 
     def round(self, result: RoundResult, row: dict[str, Any]) -> None:
-        self.results.append(row)
-        self.wandb.log({"round/index": result.round, **{f"round/{k}": v for k, v in row.items() if k != "round"}})
+        self.results.append(row)  # other_seconds follows with update_round
+        skip = ("round", "other_seconds")
+        self.wandb.log({"round/index": result.round, **{f"round/{k}": v for k, v in row.items() if k not in skip}})
+
+    def update_round(self, result: RoundResult, row: dict[str, Any]) -> None:
+        """The round's row again, once its rest (``other_seconds``: measurement, checkpoint) is known."""
+        self.results.update_last(row)
+        self.wandb.log({"round/index": result.round, "round/other_seconds": result.other_seconds})
 
 
 def provenance() -> dict[str, Any]:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 GLOBAL = "global"
 WHEN_LABELS = {"start": "start of round (after prune + reset)", "end": "end of round (after training)"}
 MAX_LR_POINTS = 20_000
+TOP_LAYERS = 6  # a model with more layers: these (the largest) drawn each, the others as one summary band
 
 
 def load_runs(run_dirs: Sequence[str | Path]) -> list[RunDir]:
@@ -157,14 +158,24 @@ def plot_grad_std_vs_sparsity(runs: Sequence[RunDir], path: Path) -> Path:
     ax.set_title("global: surviving weights; all weights, pruned at 0 (all_zeroed) or raw (all_raw)", fontsize=9)
     frames = [f[f["population"] == SURVIVING] for f in frames]
     layers = [x for x in dict.fromkeys(frames[0]["layer"]) if x != GLOBAL]
+    shown, rest = top_layers(layers, _layer_sizes(runs[0]))
     colours = colormaps["tab10"]
     per = _mean_band([f[f["layer"] != GLOBAL] for f in frames], ["layer", "when", "round"], "std")
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(shown):
         for when, part in per[per["layer"] == layer].groupby("when"):
             _line(axl, 100 * part["sparsity"], part["mean"], part["std"], color=colours(i % 10),
-                  label=f"{layer} ({when})", **styles[when])  # fmt: skip
+                  label=layer if when == "end" or len(set(per["when"])) == 1 else None, **styles[when])  # fmt: skip
+    if rest:  # the other layers as one summary: their median and 10-90 % range over layers, per round
+        others = per[per["layer"].isin(rest)].groupby(["when", "round"])
+        band = others.agg(sparsity=("sparsity", "median"), mid=("mean", "median"),
+                          lo=("mean", lambda v: v.quantile(0.1)), hi=("mean", lambda v: v.quantile(0.9))).reset_index()  # fmt: skip
+        for when, part in band.groupby("when"):
+            axl.plot(100 * part["sparsity"], part["mid"], color="0.35", label=None if when == "start" and
+                     len(set(band["when"])) > 1 else f"other {len(rest)} layers: median, 10-90 %", **styles[when])  # fmt: skip
+            axl.fill_between(100 * part["sparsity"], part["lo"], part["hi"], color="0.5", alpha=0.15, lw=0)
     axl.set_yscale("log")
-    axl.set_title("per layer (x: that layer's sparsity)", fontsize=10)
+    what = f"the {len(shown)} largest of {len(layers)} layers" if rest else "per layer"
+    axl.set_title(f"{what} (x: that layer's sparsity; dashed: start, solid: end of round)", fontsize=9)
     for a in (ax, axl):
         a.set_xlabel("sparsity (%)")
         a.set_ylabel("std of weight gradients")
@@ -172,6 +183,24 @@ def plot_grad_std_vs_sparsity(runs: Sequence[RunDir], path: Path) -> Path:
         a.legend(fontsize=7)
     fig.suptitle(f"Gradient spread against sparsity{_runs_note(len(frames))}", fontsize=11)
     return _save(fig, path)
+
+
+def top_layers(layers: Sequence[str], sizes: dict[str, int]) -> tuple[list[str], list[str]]:
+    """The layers drawn one by one (all when there are at most ``TOP_LAYERS`` + 1, else the ``TOP_LAYERS`` with
+    the most weights, in model order) and the rest (summarised)."""
+    if len(layers) <= TOP_LAYERS + 1:
+        return list(layers), []
+    largest = set(sorted(layers, key=lambda x: -sizes.get(x, 0))[:TOP_LAYERS])
+    return [x for x in layers if x in largest], [x for x in layers if x not in largest]
+
+
+def _layer_sizes(run: RunDir) -> dict[str, int]:
+    """Each layer's number of weights (layer_sparsity.csv; empty when the run has none)."""
+    path = run.path / "layer_sparsity.csv"
+    if not path.exists():
+        return {}
+    table = pd.read_csv(path)
+    return dict(zip(table["layer"], table["numel"].astype(int)))
 
 
 def plot_accuracy_vs_sparsity(runs: Sequence[RunDir], path: Path) -> Path:

@@ -387,8 +387,8 @@ def fixed_batches(data: DataSplits, batch_size: int, n_batches: int, seed: int) 
     x, y = data.train
     n = len(x)
     available = max(1, n // batch_size)
-    if n_batches > available:
-        log.warning(
+    if n_batches > available:  # a small run: the whole training split is measured, nothing is left out
+        log.debug(
             "analysis.grad_batches=%d but the training split (%d examples) holds %d batch(es) of %d: using %d",
             n_batches, n, available, batch_size, available,
         )  # fmt: skip

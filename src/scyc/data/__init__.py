@@ -21,7 +21,7 @@ __all__ = ["DATASETS", "Augment", "RawData", "TensorLoader", "DataSplits", "buil
 
 # Keys build_data uses for every data set (the split and the training augmentation); the rest, with the run's
 # data_dir, go to the registered factory, which only reads the files.
-COMMON_KEYS = ("name", "val_size", "train_subset", "split_seed", "crop_padding", "flip")
+COMMON_KEYS = ("name", "val_size", "train_subset", "test_subset", "split_seed", "crop_padding", "flip")
 
 
 @dataclass
@@ -91,6 +91,17 @@ def split_train_val(raw: RawData, val_size: int, split_seed: int, train_subset: 
     return (raw.train_x[train_idx], raw.train_y[train_idx]), (raw.train_x[val_idx], raw.train_y[val_idx])
 
 
+def test_split(raw: RawData, test_subset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test set, or its first ``test_subset`` examples (quick runs: every epoch evaluates on it)."""
+    n = len(raw.test_x)
+    if test_subset is None:
+        return raw.test_x, raw.test_y
+    if isinstance(test_subset, bool) or not isinstance(test_subset, int) or not 1 <= test_subset <= n:
+        raise ConfigError(f"dataset.test_subset={test_subset} is not allowed: it must be null (the whole test set) "
+                          f"or an integer in [1, {n}] for this data set")  # fmt: skip
+    return raw.test_x[:test_subset], raw.test_y[:test_subset]
+
+
 def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str = "data") -> DataSplits:
     cfg = dict(cfg)
     name = cfg.get("name")
@@ -103,6 +114,7 @@ def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str = "data"
     train, val = split_train_val(
         raw, int(cfg.get("val_size", 0)), int(cfg.get("split_seed", 0)), cfg.get("train_subset")
     )
+    test = test_split(raw, cfg.get("test_subset"))
     if fits_on_device(raw, device):
         to = lambda t: t.to(device, non_blocking=True)  # noqa: E731
     else:
@@ -112,7 +124,7 @@ def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str = "data"
         raw=raw,
         train=(to(train[0]), to(train[1])),
         val=(to(val[0]), to(val[1])),
-        test=(to(raw.test_x), to(raw.test_y)),
+        test=(to(test[0]), to(test[1])),
         device=device,
     )
 

@@ -55,7 +55,10 @@ class Schedule:
 
 
 def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
+    """The schedule of ``cfg`` (``ScheduleConfig.options()``, or the raw ``schedule`` section: a plug-in's keys
+    under ``extra`` count as the section's own)."""
     cfg = dict(cfg)
+    cfg.update(cfg.pop("extra", None) or {})
     for key in RESERVED:
         if key not in cfg:
             raise ConfigError(f"schedule.{key} is missing")
