@@ -285,7 +285,7 @@ def tune(args) -> dict[str, dict]:
     out = args.conf_dir / name
     out.mkdir(parents=True, exist_ok=True)
     for s, r in results.items():
-        chosen = {k: v for k, v in {**base[s], **r["values"]}.items() if v is not None}  # None: the schema's default
+        chosen = {k: v for k, v in {**base[s], **r["values"]}.items() if v not in (None, {})}  # the schema's defaults
         (out / f"{s}.yaml").write_text(header + OmegaConf.to_yaml(chosen))
     setting_name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     scyc_rule = (f"S-Cyc: max_lr_high on the shared grid, max_lr_low = {setting['scyc']['low_fraction']:g} x it; the "
@@ -315,14 +315,14 @@ def tune(args) -> dict[str, dict]:
         a, b = max(lo / widen, floor), hi * widen
         grid = sorted({_g(a * (b / a) ** (i / (m - 1))) for i in range(m)})
         oracle_cfg = {**OmegaConf.to_container(oracle, resolve=True), "grid": grid, "base_lr": floor}
-        oracle_cfg = {k: v for k, v in oracle_cfg.items() if v is not None}
+        oracle_cfg = {k: v for k, v in oracle_cfg.items() if v not in (None, {})}
         build_schedule(oracle_cfg)
         (out / "oracle.yaml").write_text(header + OmegaConf.to_yaml(oracle_cfg))
         lines += ["", f"oracle: grid {grid} (the tuned S-Cyc envelope {lo:g}-{hi:g} widened x{widen:g} each way), "
                   f"base_lr {floor:g} (S-Cyc's)."]  # fmt: skip
         results["oracle"] = {"values": {"grid": grid, "base_lr": floor}}
         if setting.get("ablation"):
-            flat = {k: v for k, v in {**base["cyclic"], "name": ABLATION, "max_lr": hi}.items() if v is not None}
+            flat = {k: v for k, v in {**base["cyclic"], "name": ABLATION, "max_lr": hi}.items() if v not in (None, {})}
             build_schedule(flat)
             (out / f"{ABLATION}.yaml").write_text(
                 f"# The shape-against-level ablation: cyclical LR flat at S-Cyc's tuned max_lr_high ({hi:g}).\n"

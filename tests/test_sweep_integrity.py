@@ -54,7 +54,7 @@ def test_one_list_of_keys_that_change_nothing_serves_resume_group_and_tables(tmp
     (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
         {"hydra": {"overrides": {"task": ["schedule=scyc,cyclic", "resume=true", "checkpoint.keep=0", "seed=0,1"]}}}
     ))  # fmt: skip
-    assert sweeps.sweep_group(tmp_path) == "schedule=scyc,cyclic seed=0,1"
+    assert sweeps.sweep_group(tmp_path) == f"{tmp_path.name} schedule=scyc,cyclic seed=0,1"
     assert "resume" in NON_RESULT_KEYS
 
 

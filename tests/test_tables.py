@@ -261,11 +261,15 @@ def test_wandb_group_is_the_sweeps_overrides_in_a_multirun(monkeypatch, tmp_path
     sweep.mkdir()
     task = ["progress=false", "pruner.rounds=5", "schedule=scyc,constant", "wandb.mode=offline", "seed=range(3)"]
     OmegaConf.save({"hydra": {"overrides": {"task": task}}}, sweep / "multirun.yaml")
-    assert sweeps.sweep_group(sweep) == "schedule=scyc,constant seed=range(3) pruner.rounds=5"
+    assert sweeps.sweep_group(sweep) == "2026-01-01_00-00-00 schedule=scyc,constant seed=range(3) pruner.rounds=5"
+    other = tmp_path / "2026-01-02_00-00-00"  # the same overrides, another sweep: another group (issue 27, item 10)
+    other.mkdir()
+    (other / "multirun.yaml").write_text((sweep / "multirun.yaml").read_text())
+    assert sweeps.sweep_group(other) != sweeps.sweep_group(sweep)
     OmegaConf.save({"hydra": {"overrides": {"task": [f"+extra.k{i}={i / 1000},0.5" for i in range(20)]}}},
                    sweep / "multirun.yaml")  # fmt: skip
     long = sweeps.sweep_group(sweep)
-    assert len(long) == 128 and long.startswith("+extra.k0=0.0,0.5 +extra.k1=") and "~" in long
+    assert len(long) == 128 and long.startswith("2026-01-01_00-00-00 +extra.k0=0.0,0.5 +extra.k1=") and "~" in long
 
     cfg = OmegaConf.create({
         "schedule": {"name": "scyc"}, "pruner": {"name": "global_magnitude"}, "model": {"name": "lenet300"},

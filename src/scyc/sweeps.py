@@ -53,10 +53,12 @@ def _hydra_config() -> Any | None:
 
 
 def sweep_group(sweep_dir: str | Path) -> str:
-    """The W&B group of a sweep: the sweep's own overrides, as ``<sweep_dir>/multirun.yaml`` (written by Hydra
-    before the first job) records them, the swept ones first (``schedule=scyc,constant seed=0,1,2
-    pruner.rounds=5``), without those that change nothing computed (``scyc.keys``); the sweep dir's name
-    when there is no such file. W&B caps a group at 128 characters: a longer one ends in a hash of the whole."""
+    """The W&B group of a sweep: the sweep dir's name, then the sweep's own overrides, as
+    ``<sweep_dir>/multirun.yaml`` (written by Hydra before the first job) records them, the swept ones first
+    (``2026-01-01_00-00-00 schedule=scyc,constant seed=0,1,2 pruner.rounds=5``), without those that change
+    nothing computed (``scyc.keys``). The name makes two sweeps with the same overrides two groups, and a sweep
+    resumed in its folder keeps its group. W&B caps a group at 128 characters: a longer one ends in a hash of
+    the whole."""
     try:
         overrides = [str(o) for o in OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra.overrides.task]
     except Exception:  # no multirun.yaml (another sweeper), or unreadable
@@ -65,7 +67,8 @@ def sweep_group(sweep_dir: str | Path) -> str:
     kept = [o for o in overrides if not changes_no_result(key(o))]
     kept = list({key(o): o for o in kept}.values())  # a key given twice: the last one counts, as in Hydra
     swept = [o for o in kept if re.search(r"[,(]", o.split("=", 1)[-1])]
-    group = " ".join(swept + [o for o in kept if o not in swept]) or Path(sweep_dir).name or str(sweep_dir)
+    name = Path(sweep_dir).name or str(sweep_dir)
+    group = " ".join([name, *swept, *(o for o in kept if o not in swept)])
     group = re.sub(r"[^A-Za-z0-9._=,+:()\[\] -]+", "_", group)
     return group if len(group) <= 128 else f"{group[:119]}~{hashlib.sha1(group.encode()).hexdigest()[:8]}"
 
