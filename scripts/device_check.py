@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 # check ends within TOTAL (+ the tarball), under the device tool's 600-s limit per call. cuda_tests: cold (the
 # first CUDA context, cuDNN and cuBLAS handles, a deterministic paper-preset round and several graph captures).
 GPU_BUDGET = dict(
-    cuda_tests=110, bench_eager=80, bench_compile=80, bench_reference=45, torchrun=30, packed=60, paper=50,
+    cuda_tests=160, bench_eager=70, bench_compile=60, bench_reference=40, torchrun=25, packed=55, paper=45,
     paper_preset=45,
 )  # fmt: skip
 TOTAL = 500
