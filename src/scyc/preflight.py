@@ -3,7 +3,7 @@
 A run can fail hours in on something a tiny batch shows at once: an op without a deterministic kernel under
 ``deterministic=true`` (on CUDA: ``adaptive_avg_pool2d``'s backward, ``kthvalue``, ...), a dtype a kernel
 lacks under ``train.precision=bf16``, a CUDA graph capture that fails, a model ``torch.compile`` cannot
-compile. ``run_preflight`` takes a few training batches' worth of one tiny batch (up to 16 images) through
+compile. ``run_preflight`` takes one tiny batch (16 images; a full batch with ``train.compile``) through
 
 1. the training step exactly as configured (precision, ``train.compile``, ``train.cuda_graphs``: with graphs,
    enough steps to warm up, capture and replay the step; a capture that fails is refused, where a run would
@@ -75,10 +75,9 @@ def run_preflight(exp: Experiment) -> float:
     cfg, t0 = exp.cfg, time.perf_counter()
     saved = exp.state.clone()  # the oracle's copy of the run (stage 5 restores it)
     modes = [m.training for m in exp.model.modules()]
-    stage = "training step"
+    x, y = tiny_batch(exp)
     try:
         try:
-            x, y = tiny_batch(exp)
             stage, keys = "training step", "train.precision, train.compile or train.cuda_graphs"
             train_step(exp, x, y)
             stage, keys = "evaluation", "train.precision or train.compile"
@@ -90,7 +89,7 @@ def run_preflight(exp: Experiment) -> float:
                 stage, keys = "pruning selection", f"pruner.name={cfg.pruner.name}"
                 ctx = PruneContext(model=exp.model, batches=lambda: iter([(x, y)]), generator=exp.generator)
                 exp.pruner.prune(exp.masks, ctx)
-        except PreflightError:
+        except (PreflightError, ConfigError):  # a refusal of its own (e.g. a pruner's) stays as it is
             raise
         except (RuntimeError, NotImplementedError, TypeError, ValueError, AssertionError) as exc:
             raise PreflightError(stage, keys, exc) from exc
@@ -102,7 +101,7 @@ def run_preflight(exp: Experiment) -> float:
     except PreflightError as exc:
         restore(exp, saved, modes, strict=False)
         raise ConfigError(
-            f"preflight on {exp.device.type} ({exp.state.model.__class__.__name__}, batch of {BATCH}): the "
+            f"preflight on {exp.device.type} ({exp.state.model.__class__.__name__}, batch of {len(x)}): the "
             f"{exc.stage} failed with {exc}; {hint(exc.stage, str(exc), cfg, exc.keys)}"
         ) from exc.__cause__
     seconds = time.perf_counter() - t0
@@ -113,10 +112,11 @@ def run_preflight(exp: Experiment) -> float:
 
 def tiny_batch(exp: Experiment) -> tuple[torch.Tensor, torch.Tensor]:
     """The first batch (augmented, normalised, in the run's memory format) of a loader over the training split
-    with its own generator: the run's generator is not advanced."""
+    with its own generator: the run's generator is not advanced. With ``train.compile`` a full training batch:
+    the compiled graph is then the one the run uses, not an extra compilation for a tiny shape."""
     gen = torch.Generator(device=exp.device).manual_seed(0)
-    world = exp.dist.world_size
-    size = min(int(exp.cfg.train.batch_size), max(BATCH, 2 * world))
+    world, size = exp.dist.world_size, int(exp.cfg.train.batch_size)
+    size = size if exp.speed.compile else min(size, max(BATCH, 2 * world))
     loader = exp.data.loader("train", size, train=True, generator=gen, **exp.dist.shard)
     return next(iter(loader))
 
