@@ -288,6 +288,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         evaluate, exp.net, itertools.islice(cycle_batches(eval_batches), -(-eval_images // ebs)), amp
     )
     ips, un = len(masked) / sum(1 / v for v in masked), len(unmasked) / sum(1 / v for v in unmasked)
+    # whether the "graphs" rows timed replayed CUDA graphs (a failed capture falls back to eager steps)
+    captured = {("masked" if m else "unmasked"): getattr(o, "_scyc_graph", None) for m, o in optimizers.items()}
+    replays = {k: (s.replays if s is not None else 0) for k, s in captured.items()} if graphs else None
+    graph_error = next((s.error for s in captured.values() if s is not None and s.error), None) if graphs else None
     n_train, n_val, n_test = (int(n) for n in b.epoch_images)
     result = {
         "images_per_s": ips,
@@ -319,6 +323,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "channels_last": exp.speed.channels_last,
         "compile": exp.speed.compile,
         "cuda_graphs": graphs,
+        "graph_replays": replays,
+        "graph_error": graph_error,
         "raw": {"masked": masked, "unmasked": unmasked, "ratios": ratios, "prune": prune_times},
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "command": " ".join(sys.argv),

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The device check: every GPU measurement and the CUDA tests in one go (<= 8 min on one H100), into <dir>:
-#   bash scripts/device_check.sh <dir>              # a CUDA machine -> <dir>/device_check.json, device_check.log
-#   bash scripts/device_check.sh --cpu-smoke <dir>  # the same sections at toy size on the CPU (< 1 min)
+# The device check: every GPU measurement and the CUDA tests in one go (<= 500 s of sections on one H100), into
+# <dir>, which gets three files (what a device call brings back): device_check.json (also printed at the end),
+# device_check.log (this console) and device_check_logs.tar.gz (every section's logs and benchmark JSONs); the
+# sections work in a scratch dir under $TMPDIR, removed at the end.
+#   bash scripts/device_check.sh <dir>              # a CUDA machine
+#   bash scripts/device_check.sh --cpu-smoke <dir>  # the same sections at toy size on the CPU (~1 min)
 # On the offline GPU machine (torch, torchvision, timm, pandas, matplotlib, pytest; no Hydra, no network): carry
 # wheels made here with ../shared/offline-wheels.sh (.whl/) and the Fashion-MNIST files (data/fashion-mnist/);
 # they are installed into /tmp/site below. W&B is disabled in every run. Sections: scripts/device_check.py.

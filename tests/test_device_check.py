@@ -3,9 +3,12 @@ switches chosen by device (train.cuda_graphs, channels_last, eval_batch_size) an
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
+import tarfile
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +19,24 @@ from scyc.models import create_model
 from scyc.registry import ConfigError
 from scyc.speed import Speed
 
-SECTIONS = ["cuda_tests", "bench_eager", "bench_compile", "bench_reference", "torchrun", "packed", "paper"]
+SECTIONS = [
+    "cuda_tests",
+    "bench_eager",
+    "bench_compile",
+    "bench_reference",
+    "torchrun",
+    "packed",
+    "paper",
+    "paper_preset",
+]
+
+
+def driver():
+    """scripts/device_check.py as a module (its section runner and process-tree kill)."""
+    spec = importlib.util.spec_from_file_location("device_check", ROOT / "scripts" / "device_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_device_check_cpu_smoke_writes_every_section(tmp_path):
@@ -28,6 +48,15 @@ def test_device_check_cpu_smoke_writes_every_section(tmp_path):
     seconds = time.perf_counter() - t0
     report = json.loads((tmp_path / "device_check.json").read_text())
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # what a device call brings back: <= 8 files, none deeper than two folders, device_check.json among them
+    files = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert sorted(map(str, files)) == ["device_check.json", "device_check.log", "device_check_logs.tar.gz"]
+    assert all(p.is_file() for p in tmp_path.iterdir()) and not Path(report["scratch"]).exists()  # scratch removed
+    with tarfile.open(tmp_path / "device_check_logs.tar.gz") as tar:
+        names = tar.getnames()
+    assert "cuda_tests.log" in names and any(n.endswith("benchmark.json") for n in names)
+    assert not any(n.startswith("cifar10/") or n.endswith(".pt") for n in names)  # no data, no checkpoints
+    assert json.loads(proc.stdout[proc.stdout.index("{") : proc.stdout.rindex("}") + 1])["sections"]  # printed too
     assert list(report["sections"]) == SECTIONS and all(s["ok"] for s in report["sections"].values())
     assert report["cpu_smoke"] and (tmp_path / "device_check.log").read_text().count(" ok ") == len(SECTIONS)
     bench = report["sections"]["bench_reference"]["runs"][0]
@@ -38,7 +67,27 @@ def test_device_check_cpu_smoke_writes_every_section(tmp_path):
     paper = {k: v for k, v in report["sections"]["paper"].items() if isinstance(v, dict)}
     assert set(paper) == {"scyc", "cyclic"} and {r["status"] for r in paper.values()} == {"complete"}
     assert report["sections"]["torchrun"]["status"] == "complete"
+    preset = {k: v for k, v in report["sections"]["paper_preset"].items() if isinstance(v, dict)}
+    assert set(preset) == {"oracle", "scyc"} and all(len(r["rounds"]) == 2 for r in preset.values())
     print(f"cpu smoke: {seconds:.1f} s")  # the acceptance bar is a minute on the 2-core machine (not timed here)
+
+
+def test_a_section_past_its_deadline_is_killed_with_its_process_tree_and_the_others_run(tmp_path):
+    """A section that sleeps, its children in its process group and one in a session of its own (as torchrun's
+    workers): past its budget all are killed, the section is recorded as timed out, the next one still runs."""
+    dc, pids = driver(), tmp_path / "pids"
+    sleeper = f"setsid sleep 300 & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    report = {"sections": {}}
+    runner = dc.Sections({"sleepy": 2, "after": 30}, 60, tmp_path, report)
+    t0 = time.perf_counter()
+    runner.run_all({"sleepy": lambda sec: sec.run(["bash", "-c", sleeper]), "after": lambda sec: {"ran": True}})
+    assert time.perf_counter() - t0 < 15
+    sleepy = report["sections"]["sleepy"]
+    assert not sleepy["ok"] and sleepy["error"].startswith("SectionTimeout: timed out after 2 s (its 3 processes")
+    assert report["sections"]["after"] == {"ok": True, "ran": True, "seconds": report["sections"]["after"]["seconds"]}
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 3 and not any(dc.alive(p) for p in started)
+    assert "timed out after 2 s: killed its process group and tree" in (tmp_path / "sleepy.log").read_text()
 
 
 def test_device_check_into_a_used_dir_moves_the_old_files_aside(tmp_path):

@@ -110,6 +110,7 @@ def train(cfg: DictConfig) -> float:
         sys.exit(code)
 
     with contextlib.ExitStack() as stack:  # the process group (if any) is destroyed on every way out
+        stack.enter_context(guards.determinism_scope())  # deterministic=true ends with the job
         try:
             # torchrun / Slurm tasks: a process group and rank 0's run dir on every rank; plain runs: no-ops.
             env = stack.enter_context(distributed.session(cfg.device))
@@ -227,9 +228,12 @@ def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | 
     resolve_data_dir(cfg)
     config = load(cfg)
     validate(config)
+    from scyc.guards import determinism_scope
+
     rundir.API_CALL = list(overrides)  # summary.json's command and the resume hint name this call
     try:
-        return _run(config, cfg, list(overrides), run_dir)
+        with determinism_scope():  # deterministic=true ends with the call
+            return _run(config, cfg, list(overrides), run_dir)
     finally:
         rundir.API_CALL = None
 

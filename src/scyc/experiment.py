@@ -32,6 +32,7 @@ from scyc.config import Config, load, validate
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
 from scyc.oracle import Oracle
+from scyc.preflight import run_preflight
 from scyc.pruning import PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.pruning.accounting import pruning_callbacks
 from scyc.pruning.base import predicted_sparsities
@@ -41,7 +42,7 @@ from scyc.speed import Speed
 from scyc.state import EpochRecord, RoundResult, RunState, check_fits
 from scyc.sweeps import wandb_settings
 from scyc.tracking import RunOutputs, provenance
-from scyc.training import evaluate, make_optimizer, train_epoch
+from scyc.training import CudaGraphStep, evaluate, make_optimizer, train_epoch
 from scyc.utils import resolve_device, seed_everything, write_failure
 
 log = logging.getLogger("scyc")
@@ -102,17 +103,19 @@ class Experiment:
             image_size=self.data.image_size,
             **cfg.model.options(),
         ).to(self.device)
-        try:
+        self.speed = Speed.from_config(asdict(cfg.train), self.device, model, self.schedule.cycles_momentum)
+        self.net = self.speed.prepare(model)  # what runs forward: the model itself or its compiled form
+        self.data.channels_last = self.speed.channels_last
+        try:  # after the memory-format conversion: the masks share the weights' layout (one foreach multiply)
             masks = MaskSet.from_model(model, exclude=cfg.pruner.exclude or ())
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         self.pruner.check_rounds(masks, self.rounds)
         if resume is not None:  # a checkpoint that loads but holds another model is skipped (rundir.refit)
             resume = rundir.refit(cfg, self.run_dir, resume, lambda ckpt: check_fits(model, masks, ckpt["state"]))
-        self.speed = Speed.from_config(asdict(cfg.train), self.device, model)
-        self.net = self.speed.prepare(model)  # what runs forward: the model itself or its compiled form
-        self.data.channels_last = self.speed.channels_last
         generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
+        if resume:  # device may change on resume, its type may not (the generator's state)
+            rundir.check_generator(resume[0]["state"]["rng"]["generator"], generator, cfg.device)
         self.state = RunState(model, masks, generator, snapshots={"init": copy.deepcopy(model.state_dict())})
         # What trains: DDP (data-parallel runs) around the model, compiled when train.compile; shares its Parameters.
         self.train_model = self.speed.prepare(self.dist.wrap(model)) if self.dist.enabled else self.net
@@ -138,6 +141,8 @@ class Experiment:
             self.schedule, (lambda r: list(bounds())) if bounds else lambda r: self.schedule.candidates(r, predicted[: r + 1]),
             predicted, cfg.train.epochs * steps_per_epoch, steps_per_epoch,
         )  # fmt: skip
+        # Last: a tiny batch through every path the run takes (scyc.preflight); the run's state is kept as it was.
+        self.preflight_seconds = run_preflight(self)
 
     # The read-only view callbacks get (scyc.callbacks.RunView).
     model = property(lambda self: self.state.model)
@@ -284,6 +289,9 @@ class Experiment:
                 if epoch + 1 < tcfg.epochs:  # after the last epoch the round checkpoint follows
                     self.save_checkpoint("epoch", (round_idx, epoch + 1), progress)
                     self.stop.raise_if_requested(f"after round {round_idx} epoch {epoch}")
+        CudaGraphStep.release(
+            optimizer
+        )  # the round's CUDA graph and its memory pool go with it (oracle: each candidate's)
         best_acc, best_epoch, test_at_best = progress.best
         result = RoundResult(
             round=round_idx, sparsity=sparsity, alive=self.masks.alive(), max_lr=max_lr, train_loss=res.loss,

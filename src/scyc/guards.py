@@ -224,19 +224,49 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
 
 
 def configure_determinism(enabled: bool, device: torch.device) -> None:
-    """``deterministic=true``: deterministic kernels only (an op without one raises), no cuDNN autotuning.
+    """``deterministic=true``: deterministic kernels only (an op without one raises; the start-up preflight,
+    ``scyc.preflight``, meets it on a tiny batch), no cuDNN autotuning. ``deterministic=false`` on CUDA lets
+    cuDNN benchmark its algorithms (``cudnn.benchmark``: the batches have fixed shapes). ``determinism_scope``
+    puts every switch back when the job ends.
+
+    ``CUBLAS_WORKSPACE_CONFIG`` is set before any cuBLAS use of the run: this runs in ``Experiment.__init__``
+    before the model is built, and cuBLAS sizes a handle's workspace at its first call; workspaces that an
+    earlier job of the same process (a multirun) made are dropped so that they are made again with it.
 
     On the CPU the training here is bitwise reproducible run to run with the same thread count; the
     checkpoint records the thread count and a resumed deterministic run uses the same one.
     """
     if not enabled:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
         return
     if device.type == "cuda":
         # cuBLAS needs this before its first use to pick deterministic reduction workspaces.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        if torch.cuda.is_initialized() and hasattr(torch._C, "_cuda_clearCublasWorkspaces"):
+            torch._C._cuda_clearCublasWorkspaces()
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+
+
+@contextlib.contextmanager
+def determinism_scope() -> Iterator[None]:
+    """One job's deterministic mode: on the way out (any way) deterministic algorithms, cuDNN's
+    ``benchmark``/``deterministic`` and ``CUBLAS_WORKSPACE_CONFIG`` are what they were when the job began, so
+    the next job of a multirun (or a notebook's next ``scyc.run``) does not inherit ``deterministic=true``."""
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             cudnn.benchmark, cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))  # fmt: skip
+    try:
+        yield
+    finally:
+        mode, warn_only, cudnn.benchmark, cudnn.deterministic, cublas = saved
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
 
 
 def preflight_schedule(

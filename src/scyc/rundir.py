@@ -94,6 +94,21 @@ def check_data(saved: str | None, now: str, allow: bool) -> str | None:
     return change
 
 
+GENERATOR_STATE_BYTES = {5056: "cpu", 16: "cuda"}  # torch.Generator.get_state().numel() by device type
+
+
+def check_generator(saved: Any, generator: Any, device: str) -> None:
+    """``device`` may change on resume, but not the device *type*: the data/augmentation generator's state
+    (5,056 bytes for the CPU's Mersenne Twister, 16 for CUDA's Philox) cannot move between them, and the run's
+    random stream would change. Refused at start-up, before the run dir is touched."""
+    if saved is None or saved.numel() == generator.get_state().numel():
+        return
+    was = GENERATOR_STATE_BYTES.get(saved.numel(), f"another device type ({saved.numel()}-byte generator state)")
+    raise ConfigError(f"resume=true with device={device}: the checkpoint was made on {was}, and its data generator "
+                      f"cannot continue on {generator.device.type}; resume with the device type it was made on "
+                      f"(device={was if was in ('cpu', 'cuda') else 'auto'})")  # fmt: skip
+
+
 API_CALL: list[str] | None = None  # the overrides of a running scyc.run() call (sys.argv is then the notebook's)
 
 

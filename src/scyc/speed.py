@@ -10,9 +10,10 @@
 - ``eval_batch_size``: ``auto`` = 256 for conv nets on the CPU (a batch of 1,000 measured slower there),
   1000 elsewhere (the default LeNet-300-100 run keeps its figures bit for bit); or an integer.
 - ``cuda_graphs``: ``auto`` = on for CUDA runs that allow it (not with ``skip_nonfinite``, which reads every
-  step's loss, nor in a data-parallel run); ``true`` forces it and is refused off CUDA (a ConfigError:
-  one line naming the key, exit 2) and with those two; ``false``: eager steps. See
-  ``scyc.training.CudaGraphStep``.
+  step's loss, nor in a data-parallel run, nor with a schedule that changes momentum inside a round:
+  ``one_cycle`` with ``schedule.cycle_momentum=true``, momentum being baked into the captured step);
+  ``true`` forces it and is refused off CUDA (a ConfigError: one line naming the key, exit 2) and with those
+  three; ``false``: eager steps. See ``scyc.training.CudaGraphStep``.
 - ``compile``: ``torch.compile`` the model used for training and evaluation (off by default; the
   first steps pay the compilation). The uncompiled module is kept for masks, checkpoints and resets:
   both share the same parameters.
@@ -41,7 +42,11 @@ class Speed:
     eval_batch_size: int = 1000
 
     @classmethod
-    def from_config(cls, train_cfg: Any, device: torch.device, model: nn.Module) -> Speed:
+    def from_config(
+        cls, train_cfg: Any, device: torch.device, model: nn.Module, cycles_momentum: bool = False
+    ) -> Speed:
+        """The switches for ``model`` on ``device``; ``cycles_momentum``: the schedule changes SGD's momentum
+        inside a round, which a captured CUDA graph cannot follow (the fused step takes it as a number)."""
         precision = str(train_cfg.get("precision", "auto"))
         if precision not in PRECISIONS:
             raise ConfigError(f"train.precision={precision} is not allowed: choose one of auto, bf16, fp32")
@@ -67,6 +72,8 @@ class Speed:
             raise ConfigError(f"train.cuda_graphs={graphs} is not allowed: choose auto, true or false")
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         blocker = "train.skip_nonfinite=true" if train_cfg.get("skip_nonfinite") else "a data-parallel run" * dist
+        if cycles_momentum and not blocker:
+            blocker = "schedule.cycle_momentum=true (a captured step keeps the momentum it was captured with)"
         if graphs is True and (device.type != "cuda" or blocker):
             why = f"with {blocker}" if blocker else f"on {device.type}: CUDA graphs need a CUDA device"
             raise ConfigError(f"train.cuda_graphs=true cannot be used {why}; set train.cuda_graphs=auto or false")

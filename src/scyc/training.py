@@ -57,8 +57,12 @@ class CudaGraphStep:
     momentum buffers and cuDNN plans is created there), then the step is captured once on a full batch and
     replayed: per step, the batch is copied into the static input buffers and the scheduler's LR (a Python
     float) into the LR tensor. The kernels are those of the eager step (autocast without its weight cache,
-    which capture forbids); a batch of another shape (a short last batch) runs eagerly, and so does every
-    step if the capture fails (a warning says why).
+    which capture forbids, in the warm-up steps too, so that a compiled model meets the capture with the
+    autocast state it was compiled for and is not recompiled inside it); a batch of another shape (a short
+    last batch) runs eagerly, and so does every step if the capture fails (a warning says why; the start-up
+    preflight, ``scyc.preflight``, refuses a run whose capture fails). Momentum is baked in at capture: a
+    step whose optimiser momentum differs raises (``scyc.speed`` refuses such schedules at start-up).
+    ``replays`` counts the replayed steps. ``release`` frees the graph and its memory pool with its round.
     """
 
     def __init__(self, model: nn.Module, optimizer: Optimizer, masks: MaskSet | None, amp_dtype, warmup: int = 3):
@@ -71,6 +75,9 @@ class CudaGraphStep:
         self.lr = torch.zeros((), device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.failed = False
+        self.error: str | None = None  # why the capture failed
+        self.replays = 0
+        self.momentum: float | None = None  # the momentum captured into the graph
         self.stream = torch.cuda.Stream(device)
 
     @classmethod
@@ -81,6 +88,19 @@ class CudaGraphStep:
             step = optimizer._scyc_graph = cls(model, optimizer, masks, amp_dtype)
         return step
 
+    @staticmethod
+    def release(optimizer: Optimizer) -> None:
+        """Free this optimiser's captured step (the graph, its private memory pool, the gradients allocated in
+        it, the static buffers) now, not at the next full garbage collection: the step refers back to the
+        optimiser, a reference cycle. Called at the end of every round (and by the preflight)."""
+        step = optimizer.__dict__.pop("_scyc_graph", None)
+        if step is None:
+            return
+        optimizer.zero_grad(set_to_none=True)
+        if step.graph is not None:
+            step.graph.reset()
+        step.__dict__.clear()
+
     def ready(self, x: torch.Tensor, y: torch.Tensor) -> bool:
         """True once the step is captured for batches shaped like ``x`` (capturing it now if it is time)."""
         if self.graph is None and self.warmup <= 0 and not self.failed:
@@ -88,7 +108,7 @@ class CudaGraphStep:
                 self._capture(x, y)
             except Exception as exc:  # e.g. an op that cannot be captured: eager steps from here on
                 warnings.warn(f"train.cuda_graphs: the capture failed, eager steps instead ({exc})", stacklevel=2)
-                self.failed, self.graph = True, None
+                self.failed, self.graph, self.error = True, None, str(exc).strip().split("\n")[0]
                 self.optimizer.zero_grad(set_to_none=True)
                 torch.cuda.synchronize()
         return self.graph is not None and x.shape == self.x.shape and x.stride() == self.x.stride()
@@ -108,6 +128,7 @@ class CudaGraphStep:
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.x, self.y = x.clone(memory_format=torch.preserve_format), y.clone()
         group = self.optimizer.param_groups[0]
+        self.momentum = group["momentum"]
         lr, group["lr"] = group["lr"], self.lr  # the captured fused step reads the LR tensor
         self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated in the graph's memory pool
         torch.cuda.synchronize()
@@ -129,10 +150,17 @@ class CudaGraphStep:
         self.graph = graph
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        momentum = self.optimizer.param_groups[0]["momentum"]
+        if momentum != self.momentum:
+            raise RuntimeError(
+                f"train.cuda_graphs: the schedule changed SGD's momentum to {momentum} inside the round, but the "
+                f"captured step keeps {self.momentum}; set train.cuda_graphs=false"
+            )
         self.x.copy_(x)
         self.y.copy_(y)
         self.lr.fill_(lr)
         self.graph.replay()
+        self.replays += 1
         return self.loss.clone()
 
 
@@ -168,7 +196,7 @@ def train_epoch(
             seen += len(y)
             continue
         with graph.eager() if graph is not None else contextlib.nullcontext():
-            with autocast(device, amp_dtype):
+            with autocast(device, amp_dtype, cache_enabled=graph is None):  # as the capture, under graphs
                 out = model(x)
                 loss = F.cross_entropy(out, y)
             step_losses.append(loss.detach())

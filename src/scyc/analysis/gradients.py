@@ -382,7 +382,8 @@ def fixed_batches(data: DataSplits, batch_size: int, n_batches: int, seed: int) 
     """``n_batches`` training batches drawn once with their own generator (seed + ``SEED_OFFSET``).
 
     Full batches of ``batch_size`` as long as the training split holds them (fewer when it is smaller;
-    one partial batch when it is smaller than one batch). Augmented once, like training batches.
+    one partial batch when it is smaller than one batch). Augmented once, like training batches. The batches
+    are computed on the run's device even when the data set is staged in pinned CPU memory.
     """
     x, y = data.train
     n = len(x)
@@ -399,9 +400,11 @@ def fixed_batches(data: DataSplits, batch_size: int, n_batches: int, seed: int) 
     aug = data.raw.augment
     if aug.active:
         xb = augment_batch(xb, aug, gen)
+    # on the data's device (pinned CPU memory when staged), batches computed on the run's (data.device)
     return TensorLoader(
-        xb.to(x.device), yb.to(y.device), batch_size, mean=data.raw.mean, std=data.raw.std, shuffle=False
-    )
+        xb.to(x.device), yb.to(y.device), batch_size, mean=data.raw.mean, std=data.raw.std, shuffle=False,
+        device=data.device or x.device,
+    )  # fmt: skip
 
 
 def write_hist_npz(path: Path, measurements: Sequence[tuple[int, str, Measurement]], normalize: bool) -> None:

@@ -1,7 +1,8 @@
 """Models: one registry, one ``create_model`` (as timm's), every architecture ReLU-based.
 
 A name no factory claims is looked up in timm (``scyc.models.timm_models``). A registered factory takes ``num_classes``, ``in_channels`` and ``image_size`` (from the data set)
-plus its own keyword arguments from ``conf/model/<name>.yaml``.
+plus its own keyword arguments from ``conf/model/<name>.yaml``. Every global average pool is a mean over H and W
+(``scyc.models.pooling``: deterministic on CUDA).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from scyc.models.pooling import deterministic_pools
 from scyc.registry import ConfigError, Registry, import_submodules
 
 MODELS: Registry[nn.Module] = Registry("model")
@@ -23,13 +25,13 @@ def create_model(
         from scyc.models.timm_models import is_timm_model, timm_model
 
         if is_timm_model(name):
-            return timm_model(name, **params)
+            return deterministic_pools(timm_model(name, **params))
         raise ConfigError(
             f"unknown model '{name}'; choose one of: {', '.join(MODELS.names())}, or any timm model name "
             "(timm.list_models()), or a dotted import path"
         )
     try:
-        return MODELS.build(name, params, key="model")
+        return deterministic_pools(MODELS.build(name, params, key="model"))
     except ValueError as exc:
         if isinstance(exc, ConfigError):
             raise

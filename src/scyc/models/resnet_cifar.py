@@ -1,7 +1,8 @@
 """CIFAR ResNets of He et al. 2016 (section 4.2): ResNet-20/32/44/56/110, 6n+2 layers.
 
 A 3x3 stem with 16 channels, three stages of ``n`` basic blocks (two 3x3 conv + BatchNorm, ReLU) with
-16, 32 and 64 channels (the first block of stages 2 and 3 halves the resolution), global average pool,
+16, 32 and 64 channels (the first block of stages 2 and 3 halves the resolution), global average pool
+(a mean over H and W: deterministic on CUDA, ``scyc.models.pooling``),
 one linear classifier. Shortcuts where the shape changes: option ``A`` (the paper's choice for CIFAR:
 identity on every other pixel, new channels zero-padded; no parameters; ResNet-20 on CIFAR-10 has
 269,722 parameters, the paper's "0.27M") or option ``B`` (1x1 convolution + BatchNorm projection, as
@@ -72,7 +73,7 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.blocks(F.relu(self.bn1(self.conv1(x)), inplace=True))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+        return self.fc(out.mean((2, 3)))  # global average pool (scyc.models.pooling)
 
 
 def _factory(depth: int):

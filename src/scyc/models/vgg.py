@@ -2,7 +2,7 @@
 
 Each number of the plan is a 3x3 convolution (padding 1) + BatchNorm + ReLU, each ``M`` a 2x2 max
 pool; the last feature map is average-pooled to 1x1 (open_lth: a 2x2 average pool of the 2x2 map that
-32x32 inputs leave; the adaptive pool is the same there and also takes 28x28 or 64x64 inputs) and fed
+32x32 inputs leave; the global mean is the same there and also takes 28x28 or 64x64 inputs) and fed
 to one linear classifier. VGG-19 on CIFAR-10: 20,040,522 parameters.
 """
 
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from scyc.models import MODELS
+from scyc.models.pooling import GlobalAvgPool
 
 PLANS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
@@ -35,7 +36,7 @@ class CifarVGG(nn.Module):
                 layers += [nn.Conv2d(width, int(item), 3, padding=1), nn.BatchNorm2d(int(item)), nn.ReLU(inplace=True)]
                 width = int(item)
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool(keepdim=False)  # deterministic on CUDA, unlike adaptive_avg_pool2d's backward
         self.fc = nn.Linear(width, num_classes)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -43,7 +44,7 @@ class CifarVGG(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+        return self.fc(self.pool(self.features(x)))
 
 
 def _check_size(name: str, plan, image_size: tuple[int, int]) -> None:

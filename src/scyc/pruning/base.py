@@ -18,7 +18,9 @@ the shares are re-apportioned over layers with room left), so the total removed 
 
 Scores are handled in one flat buffer on the model's device (float32, or float64 if a pruner returns
 float64): pruned entries are set to ``+inf`` and one ``torch.kthvalue`` finds the threshold, so a step is
-a few passes over the weights, with no NumPy and no per-element Python.
+a few passes over the weights, with no NumPy and no per-element Python. Under ``deterministic=true`` on CUDA
+the ``kthvalue`` calls run on the CPU copy of the (small) sample and band they get (``_kthvalue``); every
+other op of the selection (comparisons, counts, ``nonzero``, boolean indexing) is deterministic on CUDA.
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ class PruneContext:
 
 
 def _kthvalue(scores: torch.Tensor, k: int) -> torch.Tensor:
-    return torch.kthvalue(scores.cpu() if scores.device.type == "mps" else scores, k).values.to(scores.device)
+    """``torch.kthvalue`` where it is exact and allowed: on the CPU copy of ``scores`` on MPS (no kernel) and
+    on CUDA under ``torch.use_deterministic_algorithms`` (its CUDA kernel has no deterministic version and
+    raises there); ``kth_smallest`` only hands it a sample or a narrow band of a large input, so the copy is
+    small. The k-th smallest value is the same number either way, so the masks do not depend on where."""
+    host = scores.device.type == "mps" or (scores.is_cuda and torch.are_deterministic_algorithms_enabled())
+    return torch.kthvalue(scores.cpu() if host else scores, k).values.to(scores.device)
 
 
 def kth_smallest(scores: torch.Tensor, k: int, stride: int = 64) -> torch.Tensor:

@@ -48,6 +48,12 @@ class Schedule:
         """The policy's ``max_lr`` at the given sparsity (no lag)."""
         return self.policy.max_lr(round_idx, sparsity)
 
+    @property
+    def cycles_momentum(self) -> bool:
+        """Whether the shape changes SGD's momentum inside a round (``one_cycle`` with ``cycle_momentum=true``):
+        a CUDA graph bakes momentum in at capture (``scyc.speed``)."""
+        return bool(getattr(self.shape, "cycle_momentum", False))
+
     def build_round(self, optimizer: Optimizer, max_lr: float, total_steps: int, steps_per_epoch: int) -> LRScheduler:
         if total_steps < 1:
             raise ValueError(f"a round needs at least one step, got {total_steps}")
