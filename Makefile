@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:  make run   and   make test
 PYTHON     ?= python3
+comma      := ,
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 # torch/torchvision pins: these resolve from the local disk here; on a CUDA cluster pick your own build,
@@ -31,7 +32,6 @@ SEEDS3     ?= $(if $(filter-out 0$(comma)1$(comma)2$(comma)3$(comma)4$(comma)5,$
 ENDPOINT   ?= 0.985
 ROUNDS     ?= $(if $(EXPERIMENT),,32)
 TABLE      ?= $(if $(EXPERIMENT),$(EXPERIMENT),fashion_mnist_default)
-comma      := ,
 # parallel: 2 local workers, 1 torch thread each; presets (GPU): basic, one run at a time
 LAUNCHER   ?= $(if $(EXPERIMENT),basic,parallel)
 TABLE_ARGS ?=

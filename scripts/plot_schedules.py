@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> Path | None:
         ax.set_title(label, fontsize=8.5, loc="left", pad=2)
         ax.set_ylabel("LR", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.set_ylim(bottom=0)
+    top = max(float(d["max_lr"].max()) for d in drawn)
+    axes[0, 0].set_ylim(0, 1.05 * top)  # shared by every panel: the highest LR of any option fits
     axes[-1, 0].set_xlabel(
         f"optimiser step ({rounds} rounds x {epochs} epochs x {spe} steps; pruning {rate:g} per round, "
         f"sparsity 0 -> {sparsities[-1]:.3f})",

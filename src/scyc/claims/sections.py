@@ -16,6 +16,7 @@ SECTIONS: dict[str, Callable[[Data], str]] = {
     # docs/claims.md, the settings
     "lenet5_setting": lenet5.setting,
     # docs/claims.md, (i)
+    "main_gradients": main_table.main_gradients,
     "main_tuning": main_table.main_tuning,
     "lenet5_gradients": lenet5.gradients,
     # docs/claims.md, (ii)
@@ -25,10 +26,13 @@ SECTIONS: dict[str, Callable[[Data], str]] = {
     "pruner_snip": pruners.snip,
     "pruners_verdict": pruners.verdict,
     # docs/claims.md, (iii)
+    "main_endpoints": main_table.main_endpoints,
     "lenet5_benchmarks": lenet5.iii,
     "resets": resets.bullets,
     # docs/claims.md, (iv)
+    "main_oracle": main_table.main_oracle,
     "lenet5_oracle": lenet5.iv,
     # README.md, the headline
+    "readme_main": main_table.readme_main,
     "readme_resets": resets.readme,
 }
