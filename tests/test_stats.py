@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from scyc.stats import paired_interval, welch_interval
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "results" / "fashion_mnist_default_earlier.csv"  # a table.csv of make reproduce-table (3 seeds)
+RESULTS = (
+    ROOT / "docs" / "results" / "fashion_mnist_default_earlier.csv"
+)  # a table.csv of make reproduce-table (3 seeds)
 TOL = 1e-9
 
 
