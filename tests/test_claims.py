@@ -93,7 +93,7 @@ def test_an_unknown_block_is_refused_in_one_line_with_exit_2_and_nothing_written
 def test_a_known_block_missing_from_the_pages_is_refused_in_one_line_with_exit_2(capsys):
     rc, out, err = run(capsys, "--pages", str(PAGES[0]))  # the README holds readme_resets
     assert rc == 2 and out == ""
-    assert len(err.splitlines()) == 1 and "missing from the pages: readme_resets" in err
+    assert len(err.splitlines()) == 1 and "missing from the pages: readme_main, readme_resets" in err
 
 
 @pytest.mark.parametrize(

@@ -106,8 +106,10 @@ SIZE = {"pruner.rounds": "2", "train.epochs": "1", "dataset.train_subset": "500"
 SKIPPED = {  # README command (prefix) -> why it is not run here; reviewable list
     "make run": "sets up a venv and trains the full default experiment (minutes); `python train.py` runs instead",
     "make test": "runs this suite",
-    "make reproduce-table": "an 18-run, 32-round sweep (under an hour); the multirun line covers the sweep machinery",
-    "make tune": "35 grid points x 2 seeds (about 36 minutes); tests/test_tune.py runs a toy tuning",
+    "make publish": "copies a finished table into docs/results/ (tests/test_publish.py runs it on generated tables)",
+    "make claims": "checks the committed pages against the committed CSVs (tests/test_claims.py runs the same check)",
+    "make reproduce-table": "a 39-run, 32-round sweep (over an hour); the multirun line covers the sweep machinery",
+    "make tune": "49 grid points of 32-round runs (hours); tests/test_tune.py runs a toy tuning",
     "python scripts/fetch_data.py imagenet200": "downloads Tiny-ImageNet-200 (needs the internet)",
     "python train.py +experiment=paper_": "paper preset: CIFAR-10/Tiny-ImageNet data and a GPU (test_presets.py)",
     "python train.py schedule=scyc model=resnet50 dataset=imagenet200": "needs Tiny-ImageNet-200 (item 11 tests it)",
