@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from scyc import sweeps
 from scyc.stats import welch_interval
-from scyc.tables import aggregate, find_run_dirs, load_run, main, make_table
+from scyc.tables import MARGIN_LABEL, aggregate, find_run_dirs, load_run, main, make_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,7 +127,7 @@ def test_margin_row_is_paired_by_seed_against_the_best_benchmark(sweep):
         assert d.estimate == pytest.approx(statistics.mean(diffs))
         assert (d.low, d.high) == pytest.approx((d.estimate - half, d.estimate + half))
     md = read_md(sweep / "table.md")
-    assert "| S-Cyc − best benchmark | −2.00 [" in md and "vs sgdr" in md and "vs cyclic" in md
+    assert f"| {MARGIN_LABEL} | −2.00 [" in md and "vs sgdr" in md and "vs cyclic" in md
     csv = pd.read_csv(sweep / "table.csv")
     m = csv[csv["kind"] == "margin"]
     assert m["vs"].tolist() == ["sgdr", "cyclic", "cyclic"] and (m["ci_low"] < m["mean"]).all()
@@ -180,7 +180,7 @@ def test_different_sparsity_grids_give_union_of_columns_and_rows_per_swept_key(t
     assert "| scyc (pruner.rate=0.5) | 70.00 ± 0.00 | | | **60.00 ± 0.00** |" in md and "n = 2 seeds" in md
     # a margin row only where S-Cyc has a benchmark beside it (rate 0.2), labelled with its group
     assert list(table.margins) == [("0.2",)]
-    assert "S-Cyc − best benchmark (pruner.rate=0.2) | +10.00 [+10.00, +10.00] vs warmup" in md
+    assert f"{MARGIN_LABEL} (pruner.rate=0.2) | +10.00 [+10.00, +10.00] vs warmup" in md
 
 
 def test_select_best_val_and_oracle_not_marked_best(tmp_path):
