@@ -155,13 +155,14 @@ def lock(run_dir: Path) -> None:
     if path in _LOCKS:  # this process holds it already (e.g. main() called twice in one interpreter)
         return
     held, created = FileLock(path), not path.exists()
+    _LOCKS[path] = (held, created)  # before acquiring: a Ctrl-C inside acquire still leaves the file to abandon()
     try:
         held.acquire(timeout=0)
     except Timeout as exc:
+        _LOCKS.pop(path, None)  # another process's lock: never ours to remove
         summary = _read_summary(run_dir)
         holder = f"pid {summary['pid']} on {summary.get('host')}" if "pid" in summary else "another process"
         raise ConfigError(f"{run_dir} is in use by {holder}; wait for it or use another hydra.run.dir") from exc
-    _LOCKS[path] = (held, created)
 
 
 class RunDirWatch(Callback):
