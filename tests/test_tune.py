@@ -52,6 +52,22 @@ def test_the_main_setting_tunes_on_full_runs_over_the_deep_rounds_on_one_shared_
     assert tune.expected_rounds(setting["score"], 32, 0.2) == 14  # rounds 18-31: sparsity >= 98 %
 
 
+def test_the_resnet20_preset_is_the_resnet20_tuning_setting():
+    """make reproduce-table-resnet20 runs +experiment=fmnist_resnet20; make tune SETTING=fmnist_resnet20 runs the
+    setting's overrides and its rounds: the two must be one experiment (tuned where it is judged)."""
+    from omegaconf import OmegaConf
+
+    tune = _tune()
+    setting, _ = tune.load_setting("fmnist_resnet20")
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        tuned = compose("config", overrides=[*setting["overrides"], f"pruner.rounds={setting['rounds']}"])
+        preset = compose("config", overrides=["+experiment=fmnist_resnet20"])
+    assert OmegaConf.to_container(tuned) == OmegaConf.to_container(preset)
+    assert (preset.model.name, preset.model.shortcut, preset.pruner.rate) == ("resnet20", "B", 0.2)
+    assert tune.expected_rounds(setting["score"], 24, 0.2) == 10  # rounds 14-23: sparsity >= 95 %
+
+
 @pytest.mark.parametrize(("setting", "says"), [
     ("nosuch", "setting 'nosuch': no file"),
     ({"rounds": "x"}, "rounds must be an integer >= 1, got 'x'"),
