@@ -91,11 +91,13 @@ def verdict(d: Data) -> str:
     out = []
     for c in e.comparisons:
         x = c.difference
+        mine = f"it minus S-Cyc {_sign(-x.estimate)} points [{_sign(-x.high)}, {_sign(-x.low)}]"
         if x.low > 0:
-            words = f"behind S-Cyc ({_sign(-x.estimate)} points, the interval excludes 0)"
+            words = f"behind S-Cyc ({mine})"
         elif x.high < 0:
-            words = f"ahead of S-Cyc ({_sign(-x.estimate)} points, the interval excludes 0)"
+            words = f"ahead of S-Cyc ({mine})"
         else:
-            words = f"not resolved from S-Cyc ({_sign(-x.estimate)} points, the interval contains 0)"
-        out.append(f"**{NAMES.get(c.versus, c.versus)}** is {words} on the primary endpoint")
-    return "; ".join(out) + " (3 seeds each, unadjusted: secondary rows, outside the Holm family)."
+            words = f"not resolved from S-Cyc ({mine}, the interval contains 0)"
+        out.append(f"the **{NAMES.get(c.versus, c.versus)}** row is {words}")
+    text = "; ".join(out)
+    return f"On the primary endpoint {text} (3 seeds each, unadjusted: secondary rows, outside the Holm family)."

@@ -34,6 +34,8 @@ SECTIONS: dict[str, Callable[[Data], str]] = {
     "lenet5_oracle": lenet5.iv,
     # docs/beyond.md
     "beyond_fit": beyond.fit,
+    "beyond_rows": beyond.rows,
+    "beyond_verdict": beyond.verdict,
     # README.md, the headline
     "readme_main": main_table.readme_main,
     "readme_resets": resets.readme,
