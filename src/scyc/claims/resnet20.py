@@ -17,6 +17,7 @@ TABLE = "fashion_mnist_resnet20"
 TUNING = "fmnist_resnet20_runs"
 ENDPOINT = 0.98  # the primary endpoint's levels (Makefile: reproduce-table-resnet20)
 TUNING_WINDOW = 0.95  # conf/tuning/fmnist_resnet20.yaml's score
+VAL_IMAGES = 1000  # conf/experiment/fmnist_resnet20.yaml's dataset.val_size
 BENCHMARKS = ("cyclic", "lr_rewind")
 BN_COLUMNS = {  # quantity -> the long CSV's column (end of each round)
     "gradient std, surviving": "grad_std_end_surviving_bn",
@@ -61,11 +62,13 @@ def tuning(d: Data) -> str:
         cells = [f"**{100 * score[p]:.2f}**" if p == best else f"{100 * score[p]:.2f}" for p in order]
         lines.append(f"| {NAMES.get(s, s)} | " + " | ".join(cells) + " |")
     n = deep["round"].nunique()
+    acc = float(deep["best_val_acc"].mean())
+    se = 100 * math.sqrt(acc * (1 - acc) / VAL_IMAGES)
     lines += ["", f"Mean `best_val_acc` (%) over the {n} rounds at ≥ {100 * TUNING_WINDOW:g} % sparsity of one "
               f"{runs['round'].max() + 1}-round run per point (seed {', '.join(map(str, sorted(runs['seed'].unique())))}"
-              "); **bold**: chosen (S-Cyc: its top, the bottom a third of it). With 1,000 validation images one "
-              "point's objective has a standard error of roughly 0.4 points, so neighbouring points are not "
-              "resolved from each other."]  # fmt: skip
+              f"); **bold**: chosen (ties: the smaller LR; S-Cyc: its top, the bottom a third of it). One tuning seed "
+              f"and {VAL_IMAGES:,} validation images (one round's accuracy there has a binomial standard error of "
+              f"about {se:.1f} points): neighbouring points are not resolved from each other."]  # fmt: skip
     return "\n".join(lines)
 
 
