@@ -440,6 +440,9 @@ def test_batchnorm_widths_are_geometric_means_over_the_bn_followed_layers():
     assert got["wnorm_start_bn"] == pytest.approx(2.0)
     assert got["grad_std_x_wnorm_end_bn"] == pytest.approx(0.4)
     assert _bn_widths(pd.DataFrame(rows).assign(bn_followed=0)) is None
+    emptied = pd.DataFrame(rows + [{**rows[0], "round": 1, "layer": "b", "std": 0.0, "std_x_wnorm": 0.0}])
+    again = _bn_widths(emptied)  # b has no gradient in round 1: left out of every round, a alone remains
+    assert again.loc[0, "grad_std_start_surviving_bn"] == pytest.approx(0.1)
 
 
 @pytest.mark.slow  # ~25 s on a quiet 2-core CPU; the BatchNorm logic itself is tested fast above

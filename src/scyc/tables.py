@@ -490,11 +490,15 @@ def _bn_widths(stats_: pd.DataFrame) -> pd.DataFrame | None:
     """Per round and when, over the layers followed by BatchNorm (surviving gradients): the geometric means of
     the gradient std, of the weight norm and of their product (the scale-free width: a BN-followed layer's
     gradient scales as 1 / its weight norm), as ``grad_std_<when>_surviving_bn``, ``wnorm_<when>_bn`` and
-    ``grad_std_x_wnorm_<when>_bn``; None where no layer is followed by BatchNorm."""
+    ``grad_std_x_wnorm_<when>_bn``; None where no layer is followed by BatchNorm. A layer that loses every
+    surviving weight (or whose gradient is 0) at some measurement is left out of every round."""
     if "bn_followed" not in stats_.columns:
         return None
     bn = stats_[(stats_["layer"] != "global") & (stats_["population"] == "surviving")
                 & (pd.to_numeric(stats_["bn_followed"], errors="coerce") == 1)]  # fmt: skip
+    ok = (bn["std"] > 0) & (bn["weight_norm"] > 0) & np.isfinite(bn["std"]) & np.isfinite(bn["weight_norm"])
+    bad = set(bn.loc[~ok, "layer"])  # a layer with no surviving weight (or no gradient) at some point: left out of
+    bn = bn[~bn["layer"].isin(bad)]  # every round, so each geometric mean is over the same layers throughout
     if bn.empty:
         return None
     logs = bn.assign(std=np.log(bn["std"]), weight_norm=np.log(bn["weight_norm"]),

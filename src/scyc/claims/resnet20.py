@@ -19,6 +19,7 @@ ENDPOINT = 0.98  # the primary endpoint's levels (Makefile: reproduce-table-resn
 TUNING_WINDOW = 0.95  # conf/tuning/fmnist_resnet20.yaml's score
 VAL_IMAGES = 1000  # conf/experiment/fmnist_resnet20.yaml's dataset.val_size
 BENCHMARKS = ("cyclic", "lr_rewind")
+BN_LEVELS = (0.9, 0.98)  # the depths the BatchNorm table reports, besides the deepest round
 BN_COLUMNS = {  # quantity -> the long CSV's column (end of each round)
     "gradient std, surviving": "grad_std_end_surviving_bn",
     "weight norm": "wnorm_end_bn",
@@ -72,46 +73,56 @@ def tuning(d: Data) -> str:
     return "\n".join(lines)
 
 
-def _bn_ratios(long: pd.DataFrame) -> pd.DataFrame:
-    """Per run: each BatchNorm quantity at the end of the deepest round over the dense round's."""
+def _bn_ratios(long: pd.DataFrame, at: float | None) -> pd.DataFrame:
+    """Per run: each BatchNorm quantity at the end of the first round at sparsity >= ``at`` (None: the deepest
+    round) over the dense round's."""
     rows = []
+    cols = [*BN_COLUMNS.values(), "wnorm_end"]
     for run, g in long.groupby("run"):
         g = g.sort_values("round")
-        cols = [*BN_COLUMNS.values(), "wnorm_end"]
         if not all(c in g and g[c].notna().all() for c in cols):
             continue
-        rows.append({"run": run, "schedule": g["schedule"].iloc[0], "sparsity": g["sparsity"].iloc[-1],
-                     **{c: g[c].iloc[-1] / g[c].iloc[0] for c in cols}})  # fmt: skip
+        k = g.iloc[-1] if at is None else g[g["sparsity"] >= at - 1e-9].iloc[0]
+        rows.append({"run": run, "schedule": g["schedule"].iloc[0], "sparsity": k["sparsity"],
+                     **{c: k[c] / g[c].iloc[0] for c in cols}})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def gradients(d: Data) -> str:
     """Claim (i) on ResNet-20: the three populations (as the main table), then the BatchNorm-followed layers'
-    gradient std, weight norm and their product, and how much of the widening the weight norm accounts for."""
+    gradient std, weight norm and their product at three depths, and how much of the widening the weight norm
+    accounts for."""
     long = d.long(TABLE)
     pops = block_gradients(long, BENCHMARKS, "cyclical LR and LR rewinding")
-    r = _bn_ratios(long)
-    if r.empty:
+    at = {lvl: _bn_ratios(long, lvl) for lvl in (*BN_LEVELS, None)}
+    if any(r.empty for r in at.values()):
         return pops + "\n\nNo run of this table measured the BatchNorm-followed layers' weights."
-    lines = [f"| BN-followed layers (geometric mean over them) | every run ({len(r)}), mean [{LEVEL:.0%} CI] | range |",
-             "|---|:---:|:---:|"]  # fmt: skip
+    heads = [f"{100 * r['sparsity'].iloc[0]:.1f} %" for r in at.values()]
+    lines = [f"| BN-followed convolutions (geometric mean over them), {len(at[None])} runs | "
+             + " | ".join(heads) + " |", "|---|" + ":---:|" * len(heads)]  # fmt: skip
     for label, c in [*BN_COLUMNS.items(), ("weight norm, every prunable weight", "wnorm_end")]:
-        ci = mean_interval(list(r[c]), LEVEL)
-        lines.append(f"| {label} | × {ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}] | × {r[c].min():.3g} – "
-                     f"{r[c].max():.3g} |")  # fmt: skip
-    std, norm = r[BN_COLUMNS["gradient std, surviving"]], r[BN_COLUMNS["weight norm"]]
-    share = (-norm.map(math.log) / std.map(math.log)).median() if (std > 1).all() else math.nan
-    if (std > 1).all() and (norm < 1).all():
-        words = (f"the surviving gradients of the BatchNorm-followed convolutions widen in every run while their "
-                 f"weight norm falls; the fall of the norm accounts for {100 * share:.0f} % of the widening (median "
-                 "over runs, on a log scale), the rest is sparsity's own.")  # fmt: skip
-    elif (std > 1).all():
-        words = ("the surviving gradients of the BatchNorm-followed convolutions widen in every run, but their weight "
-                 "norm does not fall in every run: the widening is not the weight scale's.")  # fmt: skip
-    else:
-        words = "the surviving gradients of the BatchNorm-followed convolutions do not widen in every run."
-    return "\n".join([pops, "", *lines, "", f"Ratios at the deepest round ({100 * r['sparsity'].max():.2f} %) to the "
-                      f"dense round's, end of round: {words}"])  # fmt: skip
+        cells = []
+        for r in at.values():
+            ci = mean_interval(list(r[c]), LEVEL)
+            cells.append(f"× {ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}]")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    words = []
+    for r in at.values():
+        std, norm = r[BN_COLUMNS["gradient std, surviving"]], r[BN_COLUMNS["weight norm"]]
+        p = mean_interval(list(r[BN_COLUMNS["gradient std × weight norm"]]), LEVEL)
+        grow = ("widen in every run" if (std > 1).all() else "narrow in every run" if (std < 1).all() else
+                f"widen in {(std > 1).sum()} of {len(std)} runs")  # fmt: skip
+        fall = "falls in every run" if (norm < 1).all() else f"falls in {(norm < 1).sum()} of {len(norm)} runs"
+        if p.low > 1:
+            scale = "the scale-free width grows: more than the fall of the norm explains"
+        elif p.high < 1:
+            scale = "the scale-free width shrinks: the fall of the norm more than explains the change"
+        else:
+            scale = "the scale-free width is unchanged within its interval: the fall of the norm accounts for it"
+        words.append(f"at {100 * r['sparsity'].iloc[0]:.1f} % the gradients {grow}, the weight norm {fall}, and "
+                     f"{scale}")  # fmt: skip
+    return "\n".join([pops, "", *lines, "", f"Ratios to the dense round's, end of round, {LEVEL:.0%} t-interval over the "
+                      f"runs. For the BatchNorm-followed convolutions, " + "; ".join(words) + "."])  # fmt: skip
 
 
 def endpoints(d: Data) -> str:
