@@ -153,3 +153,19 @@ def verdict(d: Data) -> str:
         tail = "is within some benchmarks' intervals and above the others'."
     return (f"*Verdict (ResNet-20):* on the primary endpoint S-Cyc is {'; '.join(parts)}. The paper's 2.1–3.4-point "
             f"lead over the benchmarks {tail}")  # fmt: skip
+
+
+def readme(d: Data) -> str:
+    """The README's sentence on the ResNet-20 table: the primary endpoints."""
+    from scyc.claims.main_table import endpoint_table
+
+    t = d.table(TABLE)
+    _, e = endpoint_table(d.long(TABLE), endpoint=ENDPOINT)
+    parts = [f"{NAMES.get(c.versus, c.versus)} {_sign(c.difference.estimate)} [{_sign(c.difference.low)}, "
+             f"{_sign(c.difference.high)}]" for c in e.comparisons]  # fmt: skip
+    return (
+        f"On the paper's own architecture, ResNet-20 with BatchNorm (Fashion-MNIST, {len(t.levels())} rounds to "
+        f"{100 * t.deepest():.2f} %, seeds {', '.join(map(str, t.seeds()))}; docs/claims.md), S-Cyc minus: "
+        + "; ".join(parts)
+        + f" points on the mean over the {len(e.levels)} levels at ≥ {100 * ENDPOINT:g} %."
+    )
