@@ -839,7 +839,10 @@ def plot_margins(table: Table, path: Path) -> bool:
     for ax in axes[-1, :]:
         ax.set_xlabel("fraction remaining, 1 − s (log)")
     shade = " (shaded: the primary endpoint's levels)" if table.endpoints is not None else ""
-    fig.suptitle(f"{table.title}: S-Cyc minus each comparison, {LEVEL:.0%} t-interval over seeds{shade}", fontsize=9)
+    import textwrap
+
+    title = f"{table.title}: S-Cyc minus each comparison, {LEVEL:.0%} t-interval over seeds{shade}"
+    fig.suptitle(textwrap.fill(title, 60 * cols), fontsize=9)  # wrapped to the figure's width
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -42,7 +42,7 @@ def setting(d: Data) -> str:
         + ", ".join(f"{NAMES.get(lab, lab)} {d.num('final.' + lab, finals[lab], 1)} %" for lab in t.labels())
         + "): "
         + (
-            "every row loses at least 3 points, as the issue asks."
+            "every row loses at least 3 points, the depth the setting was sized for."
             if enough
             else "**not every row loses 3 points**: the setting is shallower than asked, and the deep-regime verdict "
             "below covers less of the collapse than the main table's."

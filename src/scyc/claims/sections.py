@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scyc.claims import beyond, lenet5, main_table, pruners, resets
+from scyc.claims import beyond, lenet5, main_table, pruners, resets, resnet20
 from scyc.claims.data import Data
 
 SECTIONS: dict[str, Callable[[Data], str]] = {
@@ -19,6 +19,7 @@ SECTIONS: dict[str, Callable[[Data], str]] = {
     "main_gradients": main_table.main_gradients,
     "main_tuning": main_table.main_tuning,
     "lenet5_gradients": lenet5.gradients,
+    "resnet20_gradients": resnet20.gradients,
     # docs/claims.md, (ii)
     "pruner_lamp": pruners.lamp,
     "pruner_random": pruners.random,
@@ -29,6 +30,10 @@ SECTIONS: dict[str, Callable[[Data], str]] = {
     "main_endpoints": main_table.main_endpoints,
     "lenet5_benchmarks": lenet5.iii,
     "resets": resets.bullets,
+    "resnet20_setting": resnet20.setting,
+    "resnet20_tuning": resnet20.tuning,
+    "resnet20_endpoints": resnet20.endpoints,
+    "resnet20_verdict": resnet20.verdict,
     # docs/claims.md, (iv)
     "main_oracle": main_table.main_oracle,
     "lenet5_oracle": lenet5.iv,
@@ -39,4 +44,5 @@ SECTIONS: dict[str, Callable[[Data], str]] = {
     # README.md, the headline
     "readme_main": main_table.readme_main,
     "readme_resets": resets.readme,
+    "readme_resnet20": resnet20.readme,
 }
