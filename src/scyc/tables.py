@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -839,8 +840,6 @@ def plot_margins(table: Table, path: Path) -> bool:
     for ax in axes[-1, :]:
         ax.set_xlabel("fraction remaining, 1 − s (log)")
     shade = " (shaded: the primary endpoint's levels)" if table.endpoints is not None else ""
-    import textwrap
-
     title = f"{table.title}: S-Cyc minus each comparison, {LEVEL:.0%} t-interval over seeds{shade}"
     fig.suptitle(textwrap.fill(title, 60 * cols), fontsize=9)  # wrapped to the figure's width
     fig.tight_layout()

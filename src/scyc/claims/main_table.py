@@ -100,16 +100,20 @@ def _names(cs) -> str:
     return ", ".join(NAMES.get(c.versus, c.versus) for c in cs) or "none"
 
 
-def gradient_ratios(long: pd.DataFrame, when: str = "end") -> pd.DataFrame:
-    """Per run: each population's global gradient std at the deepest round over the dense round's."""
-    cols = {p: f"grad_std_{when}_{p}" for p in ("surviving", "all_zeroed", "all_raw")}
+def gradient_ratios(
+    long: pd.DataFrame, when: str = "end", columns: dict[str, str] | None = None, at: float | None = None
+) -> pd.DataFrame:
+    """Per run: each column (default: each population's global gradient std) at the first round at sparsity >=
+    ``at`` (None: the deepest round) over the dense round's; runs missing a value are left out."""
+    cols = columns or {p: f"grad_std_{when}_{p}" for p in ("surviving", "all_zeroed", "all_raw")}
     rows = []
     for run, g in long.groupby("run"):
         g = g.sort_values("round")
         if not all(c in g and g[c].notna().all() for c in cols.values()):
             continue
-        rows.append({"run": run, "schedule": g["schedule"].iloc[0], "sparsity": g["sparsity"].iloc[-1],
-                     **{p: g[c].iloc[-1] / g[c].iloc[0] for p, c in cols.items()}})  # fmt: skip
+        k = g.iloc[-1] if at is None else g[g["sparsity"] >= at - 1e-9].iloc[0]
+        rows.append({"run": run, "schedule": g["schedule"].iloc[0], "sparsity": k["sparsity"],
+                     **{p: k[c] / g[c].iloc[0] for p, c in cols.items()}})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
-
 from scyc.claims.data import Data
-from scyc.claims.main_table import NAMES, _sign, _top, block_endpoints, block_gradients
+from scyc.claims.main_table import (
+    NAMES,
+    _sign,
+    _top,
+    block_endpoints,
+    block_gradients,
+    endpoint_table,
+    gradient_ratios,
+)
 from scyc.stats import mean_interval
 from scyc.tables import LEVEL
 
@@ -73,28 +79,14 @@ def tuning(d: Data) -> str:
     return "\n".join(lines)
 
 
-def _bn_ratios(long: pd.DataFrame, at: float | None) -> pd.DataFrame:
-    """Per run: each BatchNorm quantity at the end of the first round at sparsity >= ``at`` (None: the deepest
-    round) over the dense round's."""
-    rows = []
-    cols = [*BN_COLUMNS.values(), "wnorm_end"]
-    for run, g in long.groupby("run"):
-        g = g.sort_values("round")
-        if not all(c in g and g[c].notna().all() for c in cols):
-            continue
-        k = g.iloc[-1] if at is None else g[g["sparsity"] >= at - 1e-9].iloc[0]
-        rows.append({"run": run, "schedule": g["schedule"].iloc[0], "sparsity": k["sparsity"],
-                     **{c: k[c] / g[c].iloc[0] for c in cols}})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
 def gradients(d: Data) -> str:
     """Claim (i) on ResNet-20: the three populations (as the main table), then the BatchNorm-followed layers'
     gradient std, weight norm and their product at three depths, and how much of the widening the weight norm
     accounts for."""
     long = d.long(TABLE)
     pops = block_gradients(long, BENCHMARKS, "cyclical LR and LR rewinding")
-    at = {lvl: _bn_ratios(long, lvl) for lvl in (*BN_LEVELS, None)}
+    cols = {c: c for c in (*BN_COLUMNS.values(), "wnorm_end")}
+    at = {lvl: gradient_ratios(long, columns=cols, at=lvl) for lvl in (*BN_LEVELS, None)}
     if any(r.empty for r in at.values()):
         return pops + "\n\nNo run of this table measured the BatchNorm-followed layers' weights."
     heads = [f"{100 * r['sparsity'].iloc[0]:.1f} %" for r in at.values()]
@@ -132,8 +124,6 @@ def endpoints(d: Data) -> str:
 def verdict(d: Data) -> str:
     """(iii) on ResNet-20, in words that follow the primary endpoints: per comparison ahead / behind / not resolved
     (Holm), and whether the intervals allow the paper's 2.1-3.4-point lead."""
-    from scyc.claims.main_table import endpoint_table
-
     _, e = endpoint_table(d.long(TABLE), endpoint=ENDPOINT)
     parts, paper = [], []
     for c in e.comparisons:
@@ -157,8 +147,6 @@ def verdict(d: Data) -> str:
 
 def readme(d: Data) -> str:
     """The README's sentence on the ResNet-20 table: the primary endpoints."""
-    from scyc.claims.main_table import endpoint_table
-
     t = d.table(TABLE)
     _, e = endpoint_table(d.long(TABLE), endpoint=ENDPOINT)
     parts = [f"{NAMES.get(c.versus, c.versus)} {_sign(c.difference.estimate)} [{_sign(c.difference.low)}, "
