@@ -34,10 +34,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from scyc.models import MODELS, create_model  # noqa: E402
-from scyc.pruning import PRUNERS, MaskSet, PruneContext  # noqa: E402
+from scyc.models import MODELS, create_model
+from scyc.pruning import PRUNERS, MaskSet, PruneContext
 
 ALL_PRUNERS = ["global_magnitude", "lamp", "layerwise_magnitude", "random", "snip"]
 
