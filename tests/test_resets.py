@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from options import build_model, build_pruner
 from torch import nn
 
-from scyc.models import create_model
-from scyc.pruning import PRUNERS, RESETS, MaskSet, PruneContext
+from scyc.pruning import RESETS, MaskSet, PruneContext
 from scyc.pruning.accounting import LayerSparsity, RewindSnapshot, pruning_callbacks
 from scyc.registry import ConfigError
 from scyc.training import make_optimizer
@@ -31,7 +31,7 @@ def trained_and_pruned(seed: int = 0):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    masks.set_(PRUNERS.build("global_magnitude", {"rate": 0.5}).prune(masks, PruneContext(model=model)))
+    masks.set_(build_pruner("global_magnitude", rate=0.5).prune(masks, PruneContext(model=model)))
     return model, masks, {"init": init}
 
 
@@ -117,7 +117,7 @@ def test_reinit_is_fresh_seeded_masked_and_leaves_global_rng_alone():
 
 def test_reinit_follows_the_layer_initialisation():
     torch.manual_seed(0)
-    model = create_model("lenet300", num_classes=10, in_channels=1, image_size=(28, 28))
+    model = build_model("lenet300", num_classes=10, in_channels=1, image_size=(28, 28))
     masks = MaskSet.from_model(model)
     RESETS.get("reinit")(model, masks, {}, torch.Generator().manual_seed(0))
     w = model.net[1].weight  # kaiming_uniform(a=sqrt(5)) of nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))

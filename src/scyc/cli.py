@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from scyc.config import Config
+
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/ (the package is installed editable)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's, as in a CLI run's train.log
 
@@ -236,6 +238,26 @@ def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | 
             return _run(config, cfg, list(overrides), run_dir)
     finally:
         rundir.API_CALL = None
+
+
+def compose(overrides: Sequence[str] = ()) -> Config:
+    """The typed, validated config of ``overrides`` composed from ``conf/`` as ``train.py`` composes it (the YAML
+    defaults, the schema's types), for scripts and tests that build a run or one of its parts; refusals raise
+    ``ConfigError``. A relative ``data_dir`` is taken from the repository root."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from scyc import overrides as checked
+    from scyc.config import load, register_configs, validate
+
+    register_configs()
+    checked.check(overrides, CONF)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="train"):
+        cfg = hydra_compose("config", overrides=checked.normalize(overrides))
+    resolve_data_dir(cfg)
+    config = load(cfg)
+    validate(config)
+    return config
 
 
 def resolve_data_dir(cfg: DictConfig) -> None:

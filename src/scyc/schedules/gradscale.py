@@ -59,11 +59,11 @@ class GradScalePolicy(MaxLRPolicy):
     def __init__(
         self,
         max_lr_dense: float,
-        exponent: float = 1.0,
-        min_factor: float = 0.5,
-        max_factor: float = 4.0,
-        population: str = "surviving",
-        statistic: str = "std",
+        exponent: float,
+        min_factor: float,
+        max_factor: float,
+        population: str,
+        statistic: str,
     ) -> None:
         check_lr("max_lr_dense", max_lr_dense)
         for key, value in (("exponent", exponent), ("min_factor", min_factor), ("max_factor", max_factor)):
