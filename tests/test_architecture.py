@@ -19,7 +19,10 @@ def module_imports(path: Path) -> set[str]:
     """The ``scyc`` names ``path`` imports anywhere, function bodies included (an import deferred into a function
     still closes a cycle when it runs); only ``if TYPE_CHECKING:`` blocks (never run) are left out."""
     tree = ast.parse(path.read_text())
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    inside = path.is_relative_to(SRC)
+    package = (
+        "" if not inside else module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
                for n in ast.walk(node) if n not in node.orelse}  # fmt: skip
     found: set[str] = set()
@@ -84,3 +87,14 @@ def test_the_package_has_no_import_cycle():
 def test_scripts_import_the_installed_package():
     hacks = [p.name for p in (ROOT / "scripts").glob("*.py") if "sys.path.insert" in p.read_text()]
     assert hacks == []
+
+
+def test_only_the_entry_point_imports_the_run_builder():
+    """scyc.experiment (the run's loop and its assembly) is imported by scyc.cli alone; every other module and
+    script builds a run through scyc.cli.build_run and talks to callbacks through scyc.callbacks.RunView."""
+    importers = sorted(m for m, deps in import_graph().items() if "scyc.experiment" in deps)
+    assert importers == ["scyc.cli"]
+    scripts = sorted(p.name for p in (ROOT / "scripts").glob("*.py") if "scyc.experiment" in module_imports(p))
+    assert scripts == []
+    text = (SRC / "scyc" / "experiment.py").read_text()
+    assert "getattr(cb, hook)(self" not in text and "hasattr(self.schedule.policy" not in text

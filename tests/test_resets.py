@@ -10,6 +10,7 @@ import torch
 from options import build_model, build_pruner
 from torch import nn
 
+from scyc.callbacks import RunView
 from scyc.pruning import RESETS, MaskSet, PruneContext
 from scyc.pruning.accounting import LayerSparsity, RewindSnapshot, pruning_callbacks
 from scyc.registry import ConfigError
@@ -53,9 +54,25 @@ def test_finetune_keeps_trained_weights():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def view_of(model, snapshots) -> RunView:
+    """What a callback gets: a read-only view over the run's state (here only its model and snapshots)."""
+    return RunView(None, None, SimpleNamespace(model=model, snapshots=snapshots), None, None)
+
+
+def test_a_callback_sees_snapshots_read_only():
+    model, _, snapshots = trained_and_pruned()
+    view = view_of(model, snapshots)
+    with pytest.raises(TypeError):
+        view.snapshots["rewind"] = snapshots["init"]  # a view, not the run: only save_snapshot writes
+    with pytest.raises(AttributeError):
+        view.model = model
+    view.save_snapshot("rewind", snapshots["init"])
+    assert snapshots["rewind"] is snapshots["init"]
+
+
 def test_rewind_epoch_snapshot_and_reset():
     model, masks, snapshots = trained_and_pruned()
-    exp = SimpleNamespace(model=model, snapshots=snapshots)
+    exp = view_of(model, snapshots)
     cb = RewindSnapshot(rewind_epoch=2, epochs=3)
     cb.on_run_start(exp)
     cb.on_epoch_end(exp, 0, 0, {})
@@ -74,7 +91,7 @@ def test_rewind_epoch_snapshot_and_reset():
 
 def test_rewind_epoch_zero_is_init_and_bad_values():
     model, masks, snapshots = trained_and_pruned()
-    exp = SimpleNamespace(model=model, snapshots=snapshots)
+    exp = view_of(model, snapshots)
     RewindSnapshot(0, 1).on_run_start(exp)
     assert snapshots["rewind"] is snapshots["init"]
     for bad in (-1, 4, 1.5, None):

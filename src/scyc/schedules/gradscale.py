@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scyc.registry import ConfigError
-from scyc.schedules.policies import POLICIES, MaxLRPolicy
+from scyc.schedules.policies import POLICIES, MeasuredPolicy
 from scyc.schedules.shapes import check_lr
 
 POPULATIONS = ("surviving", "all_zeroed", "all_raw")
@@ -49,10 +49,8 @@ def scale_factor(sigma_ref: float, sigma_now: float, exponent: float, min_factor
 
 
 @POLICIES.register("gradscale")
-class GradScalePolicy(MaxLRPolicy):
+class GradScalePolicy(MeasuredPolicy):
     """``max_lr = max_lr_dense * clip((sigma_0 / sigma_r) ** exponent, min_factor, max_factor)`` (module doc)."""
-
-    needs_gradients = True
 
     keys = ("max_lr_dense", "exponent", "min_factor", "max_factor", "population", "statistic")
 
