@@ -42,3 +42,8 @@ def build_model(name: str, **kw: Any):
 def dataset_cfg(name: str, **kw: Any) -> dict[str, Any]:
     """The ``dataset`` section of ``name`` as build_data takes it: its YAML, then ``kw``."""
     return {**option_yaml("dataset", name), **kw}
+
+
+def train_cfg(**kw: Any):
+    """conf/config.yaml's ``train`` section with ``kw`` on top (attribute access, as the typed config has)."""
+    return OmegaConf.create({**OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml"))["train"], **kw})

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, run_train
-from omegaconf import OmegaConf
-from options import build_model, dataset_cfg
+from options import build_model, dataset_cfg, train_cfg
 
 from scyc.registry import ConfigError
 from scyc.speed import Speed
@@ -107,7 +106,7 @@ def test_device_check_into_a_used_dir_moves_the_old_files_aside(tmp_path):
 
 def speed(model: str, device: str, **train) -> Speed:
     net = build_model(model, num_classes=10, in_channels=1, image_size=(28, 28))
-    return Speed.from_config(OmegaConf.create({"precision": "fp32", **train}), torch.device(device), net)
+    return Speed.from_config(train_cfg(precision="fp32", **train), torch.device(device), net)
 
 
 def test_speed_switches_by_device():

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT, run_train
-from omegaconf import OmegaConf
+from options import train_cfg
 from torch import nn
 
 from scyc.models import create_model
@@ -128,9 +128,7 @@ def test_resume_on_another_device_type_is_refused_in_one_line(tmp_path):
 # ---------------------------------------------------------------------------------------- 3. momentum, graphs
 def speed(device: str, cycles_momentum: bool, **train) -> Speed:
     net = create_model("lenet5", num_classes=10, in_channels=1, image_size=(28, 28))
-    return Speed.from_config(
-        OmegaConf.create({"precision": "fp32", **train}), torch.device(device), net, cycles_momentum
-    )
+    return Speed.from_config(train_cfg(precision="fp32", **train), torch.device(device), net, cycles_momentum)
 
 
 def test_cycle_momentum_turns_graphs_off_or_is_refused_with_them():
