@@ -87,6 +87,15 @@ def complete(run_dir: Path) -> bool:
     return status(run_dir) == "complete"
 
 
+def short_of(run_dir: Path, rounds: int) -> bool:
+    """A complete run of fewer rounds than the setting's (the setting was made longer): it is extended."""
+    try:
+        done = json.loads((run_dir / "summary.json").read_text()).get("rounds_completed")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return complete(run_dir) and isinstance(done, int) and done < rounds
+
+
 def scored_rounds(res, score: dict, rounds: int):
     """The results rows the objective averages: sparsity >= min_sparsity, or the first K rounds."""
     if "min_sparsity" in score:
@@ -246,7 +255,9 @@ def tune(args) -> dict[str, dict]:
     def run_point(s: str, p: dict) -> None:
         point_dir = runs_dir / s / label(p)
         done = ("complete",) if args.retry_failed else ("complete", "failed")
-        todo = [x for x in seeds if status(point_dir / f"seed{x}") not in done]
+        todo = [
+            x for x in seeds if status(point_dir / f"seed{x}") not in done or short_of(point_dir / f"seed{x}", rounds)
+        ]
         if not todo:
             return
         cmd = [sys.executable, str(ROOT / "train.py"), "-m", *overrides, f"schedule={options[s]}",

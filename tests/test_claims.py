@@ -19,7 +19,7 @@ from scyc.claims.sections import SECTIONS
 from scyc.claims.table import DEEP, SHALLOW, Table, Window
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = (ROOT / "docs" / "claims.md", ROOT / "README.md")
+PAGES = (ROOT / "docs" / "claims.md", ROOT / "README.md", ROOT / "docs" / "gradients.md", ROOT / "docs" / "beyond.md")
 
 
 def copies(tmp_path: Path) -> list[Path]:
@@ -57,33 +57,33 @@ def test_the_committed_pages_match_the_script_and_every_number_is_printed():
 
 
 def test_a_number_changed_in_a_copy_of_a_page_is_found_and_write_restores_it(tmp_path, capsys):
-    claims, readme = copies(tmp_path)
-    assert run(capsys, "--pages", str(claims), str(readme))[0] == 0
+    claims, readme, *rest = copies(tmp_path)
+    assert run(capsys, "--pages", str(claims), str(readme), *map(str, rest))[0] == 0
     original = claims.read_text()
     block = next(b for b in read_blocks(claims) if b.name == "lenet5_benchmarks")
     assert "at 19 of the 24 sparsities" in block.text
     claims.write_text(original.replace("at 19 of the 24 sparsities", "at 15 of the 24 sparsities"))
-    rc, out, err = run(capsys, "--pages", str(claims), str(readme))
+    rc, out, err = run(capsys, "--pages", str(claims), str(readme), *map(str, rest))
     assert rc == 1
     assert len(err.splitlines()) == 1 and "block lenet5_benchmarks differs" in err and claims.name in err
-    rc, out, err = run(capsys, "--pages", str(claims), str(readme), "--write")
+    rc, out, err = run(capsys, "--pages", str(claims), str(readme), *map(str, rest), "--write")
     assert rc == 0 and "rewrote lenet5_benchmarks" in out
     assert claims.read_text() == original
 
 
 def test_a_sign_or_one_digit_changed_in_the_readme_block_is_found(tmp_path, capsys):
-    claims, readme = copies(tmp_path)
+    claims, readme, *rest = copies(tmp_path)
     readme.write_text(readme.read_text().replace("+0.03 to +0.94", "+0.03 to +0.95"))
-    rc, _, err = run(capsys, "--pages", str(claims), str(readme))
+    rc, _, err = run(capsys, "--pages", str(claims), str(readme), *map(str, rest))
     assert rc == 1 and len(err.splitlines()) == 1 and "readme_resets" in err
 
 
 def test_an_unknown_block_is_refused_in_one_line_with_exit_2_and_nothing_written(tmp_path, capsys):
-    claims, readme = copies(tmp_path)
+    claims, readme, *rest = copies(tmp_path)
     claims.write_text(claims.read_text() + "\n<!-- claims:no_such_block -->\n3 of 4\n<!-- /claims:no_such_block -->\n")
     before = claims.read_text(), readme.read_text()
     for extra in ((), ("--write",)):
-        rc, out, err = run(capsys, "--pages", str(claims), str(readme), *extra)
+        rc, out, err = run(capsys, "--pages", str(claims), str(readme), *map(str, rest), *extra)
         assert rc == 2
         assert out == ""
         assert len(err.splitlines()) == 1 and "no_such_block" in err and "unknown" in err
@@ -93,7 +93,8 @@ def test_an_unknown_block_is_refused_in_one_line_with_exit_2_and_nothing_written
 def test_a_known_block_missing_from_the_pages_is_refused_in_one_line_with_exit_2(capsys):
     rc, out, err = run(capsys, "--pages", str(PAGES[0]))  # the README holds readme_resets
     assert rc == 2 and out == ""
-    assert len(err.splitlines()) == 1 and "missing from the pages: readme_main, readme_resets" in err
+    missing = err.partition("missing from the pages: ")[2].partition(" (pages")[0].split(", ")
+    assert len(err.splitlines()) == 1 and {"readme_main", "readme_resets", "beyond_fit"} <= set(missing)
 
 
 @pytest.mark.parametrize(

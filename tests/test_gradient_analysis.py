@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -372,3 +373,87 @@ def test_script_pools_seeds(runs, tmp_path):
         assert_nontrivial_png(out / f"{name}.png")
     assert "over 2 runs" in proc.stdout
     assert f"{global_std([runs['on'], seed1], 1, 'end'):.4g}" in proc.stdout
+
+
+def test_weight_norm_and_scale_free_width_per_layer_and_global():
+    model, batches = no_dropout(tiny_model()), tiny_batches()
+    masks = pruned_masks(model)
+    masks.apply_()
+    m = GradientProbe(masks, batches, bins=8, populations=POPULATIONS).measure(model)
+    norms = [float(p.detach().double().norm()) for p in masks.params]
+    for pop in POPULATIONS:
+        rows = [i for i, p in enumerate(m.population) if p == pop]
+        assert [m.stats["weight_norm"][i] for i in rows] == pytest.approx([*norms, math.hypot(*norms)], rel=1e-6)
+        for i in rows:
+            assert m.stats["std_x_wnorm"][i] == pytest.approx(m.stats["std"][i] * m.stats["weight_norm"][i], rel=1e-9)
+    # Linear(6, 16) feeds BatchNorm1d; the other two do not; the global row says whether every layer does
+    assert m.bn_followed == [True, False, False, False] * len(POPULATIONS)
+
+
+def test_bn_followed_conv_gradients_scale_as_one_over_the_weight_norm():
+    """The reason for std_x_wnorm: a conv followed by BatchNorm is scale-invariant, so scaling its weights by c
+    divides its gradients by c and leaves gradient std x weight norm where it was (ResNet-20, every conv)."""
+    from scyc.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet20", num_classes=10, in_channels=1, image_size=(28, 28))
+    masks = MaskSet.from_model(model)
+    g = torch.Generator().manual_seed(3)
+    batches = [(torch.randn(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g))]
+    before = GradientProbe(masks, batches, bins=8).measure(model)
+    conv = masks.names.index("blocks.4.conv1.weight")
+    with torch.no_grad():
+        masks.params[conv].mul_(3.0)
+    after = GradientProbe(masks, batches, bins=8).measure(model)
+    assert after.stats["std"][conv] == pytest.approx(before.stats["std"][conv] / 3, rel=1e-3)
+    assert after.stats["weight_norm"][conv] == pytest.approx(3 * before.stats["weight_norm"][conv], rel=1e-6)
+    assert after.stats["std_x_wnorm"][conv] == pytest.approx(before.stats["std_x_wnorm"][conv], rel=1e-3)
+    assert before.bn_followed[: len(masks.names)] == [n != "fc.weight" for n in masks.names]
+
+
+def test_run_records_weight_norms_and_batchnorm_flags(runs):
+    from scyc.tables import _grad_std
+
+    stats = pd.read_csv(runs["on"] / "grad_stats.csv")
+    assert {"weight_norm", "std_x_wnorm", "bn_followed"} <= set(stats.columns)
+    assert (stats["bn_followed"] == 0).all()  # LeNet-300-100: no BatchNorm
+    assert np.allclose(stats["std_x_wnorm"], stats["std"] * stats["weight_norm"])
+    glob = stats[(stats["layer"] == "global") & (stats["population"] == "surviving")].set_index(["round", "when"])
+    layers = stats[(stats["layer"] != "global") & (stats["population"] == "surviving")]
+    summed = np.sqrt(layers.groupby(["round", "when"])["weight_norm"].apply(lambda w: (w**2).sum()))
+    assert np.allclose(glob["weight_norm"].sort_index(), summed.sort_index())
+    wide = _grad_std(runs["on"])
+    assert {"wnorm_start", "wnorm_end"} <= set(wide.columns) and not any(c.endswith("_bn") for c in wide.columns)
+    assert wide["wnorm_start"].iloc[1] < wide["wnorm_end"].iloc[0]  # pruning 20 % removes weight norm
+
+
+def test_batchnorm_widths_are_geometric_means_over_the_bn_followed_layers():
+    from scyc.tables import _bn_widths
+
+    rows = []
+    for layer, bn, std, norm in [("a", 1, 0.1, 4.0), ("b", 1, 0.4, 1.0), ("c", 0, 9.0, 9.0), ("global", 0, 1.0, 1.0)]:
+        for when in ("start", "end"):
+            rows.append({"round": 0, "when": when, "population": "surviving", "layer": layer, "std": std,
+                         "weight_norm": norm, "std_x_wnorm": std * norm, "bn_followed": bn})  # fmt: skip
+    got = _bn_widths(pd.DataFrame(rows)).iloc[0]
+    assert got["grad_std_start_surviving_bn"] == pytest.approx(0.2)  # sqrt(0.1 * 0.4); layer c is not BN-followed
+    assert got["wnorm_start_bn"] == pytest.approx(2.0)
+    assert got["grad_std_x_wnorm_end_bn"] == pytest.approx(0.4)
+    assert _bn_widths(pd.DataFrame(rows).assign(bn_followed=0)) is None
+
+
+@pytest.mark.slow  # ~25 s on a quiet 2-core CPU; the BatchNorm logic itself is tested fast above
+def test_a_resnet20_run_records_its_scale_free_gradient_width(tmp_path):
+    from scyc.tables import _grad_std
+
+    run_train(tmp_path / "r20", "pruner.rounds=2", "train.epochs=1", "dataset.train_subset=256",
+              "dataset.val_size=256", "dataset.test_subset=256", "model=resnet20", "model.shortcut=B",
+              "analysis.grad_batches=2", "analysis.figures=false")  # fmt: skip
+    stats = pd.read_csv(tmp_path / "r20" / "grad_stats.csv")
+    layers = stats[(stats["layer"] != "global") & (stats["population"] == "surviving")].drop_duplicates("layer")
+    assert dict(zip(layers["layer"], layers["bn_followed"])) == {  # every conv feeds a BatchNorm, fc does not
+        n: int(n != "fc.weight") for n in layers["layer"]
+    }
+    wide = _grad_std(tmp_path / "r20")
+    assert np.allclose(wide["grad_std_x_wnorm_start_bn"], wide["grad_std_start_surviving_bn"] * wide["wnorm_start_bn"])
+    assert len(wide) == 2 and wide.notna().all().all()

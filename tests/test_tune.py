@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
@@ -52,6 +54,22 @@ def test_the_main_setting_tunes_on_full_runs_over_the_deep_rounds_on_one_shared_
     assert tune.expected_rounds(setting["score"], 32, 0.2) == 14  # rounds 18-31: sparsity >= 98 %
 
 
+def test_the_resnet20_preset_is_the_resnet20_tuning_setting():
+    """make reproduce-table-resnet20 runs +experiment=fmnist_resnet20; make tune SETTING=fmnist_resnet20 runs the
+    setting's overrides and its rounds: the two must be one experiment (tuned where it is judged)."""
+    from omegaconf import OmegaConf
+
+    tune = _tune()
+    setting, _ = tune.load_setting("fmnist_resnet20")
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        tuned = compose("config", overrides=[*setting["overrides"], f"pruner.rounds={setting['rounds']}"])
+        preset = compose("config", overrides=["+experiment=fmnist_resnet20"])
+    assert OmegaConf.to_container(tuned) == OmegaConf.to_container(preset)
+    assert (preset.model.name, preset.model.shortcut, preset.pruner.rate) == ("resnet20", "B", 0.2)
+    assert tune.expected_rounds(setting["score"], 24, 0.2) == 10  # rounds 14-23: sparsity >= 95 %
+
+
 @pytest.mark.parametrize(("setting", "says"), [
     ("nosuch", "setting 'nosuch': no file"),
     ({"rounds": "x"}, "rounds must be an integer >= 1, got 'x'"),
@@ -72,6 +90,17 @@ def test_a_bad_setting_is_refused_in_one_line_before_any_run(tmp_path, capsys, s
     err = capsys.readouterr().err
     assert exc.value.code == 2 and says in err and err.count("\n") == 1, err
     assert not runs.exists() and not (tmp_path / "docs").exists() and not (tmp_path / "conf").exists()
+
+
+def test_a_finished_run_shorter_than_the_setting_is_extended_not_done(tmp_path):
+    tune = _tune()
+    run = tmp_path / "seed100"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"status": "complete", "rounds_completed": 20}))
+    assert tune.short_of(run, 24) and not tune.short_of(run, 20)
+    (run / "summary.json").write_text(json.dumps({"status": "failed", "rounds_completed": 3}))
+    assert not tune.short_of(run, 24)  # a failed run stays failed (unless --retry-failed)
+    assert not tune.short_of(tmp_path / "none", 24)
 
 
 @pytest.mark.slow  # 4 tiny runs, one process each: 1-5 min of wall time on a busy 2-core machine
@@ -112,6 +141,12 @@ def test_toy_tuning_writes_composable_yamls_and_a_table_and_reruns_the_same(tmp_
         assert "tune " not in capsys.readouterr().out
         assert {s: r["values"] for s, r in again.items()} == {s: r["values"] for s, r in first.items()}
         assert {p.name: p.read_text() for p in (conf_dir / name).glob("*.yaml")} == texts
+
+        setting.write_text(setting.read_text().replace("rounds: 2", "rounds: 3"))  # the setting made longer
+        longer = _tune().main(argv)  # every run is extended to 3 rounds, not taken as done
+        assert "tune " in capsys.readouterr().out and set(longer) == set(first)
+        for run in (tmp_path / "runs").glob("*/*/seed100"):
+            assert len(pd.read_csv(run / "results.csv")) == 3, run
     finally:
         shutil.rmtree(conf_dir / name, ignore_errors=True)
         if conf_dir.exists() and not any(conf_dir.iterdir()):

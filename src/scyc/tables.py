@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -475,7 +476,33 @@ def _grad_std(path: Path) -> pd.DataFrame | None:
     rows = stats_[stats_["layer"] == "global"]
     wide = rows.pivot_table(index="round", columns=["when", "population"], values="std", aggfunc="first")
     wide.columns = [f"grad_std_{when}_{pop}" for when, pop in wide.columns]
+    if "weight_norm" in stats_.columns:
+        surv = rows[rows["population"] == "surviving"]
+        wide = wide.join(surv.pivot_table(index="round", columns="when", values="weight_norm", aggfunc="first")
+                         .rename(columns=lambda when: f"wnorm_{when}"))  # fmt: skip
+        bn = _bn_widths(stats_)
+        if bn is not None:
+            wide = wide.join(bn)
     return wide.reset_index()
+
+
+def _bn_widths(stats_: pd.DataFrame) -> pd.DataFrame | None:
+    """Per round and when, over the layers followed by BatchNorm (surviving gradients): the geometric means of
+    the gradient std, of the weight norm and of their product (the scale-free width: a BN-followed layer's
+    gradient scales as 1 / its weight norm), as ``grad_std_<when>_surviving_bn``, ``wnorm_<when>_bn`` and
+    ``grad_std_x_wnorm_<when>_bn``; None where no layer is followed by BatchNorm."""
+    if "bn_followed" not in stats_.columns:
+        return None
+    bn = stats_[(stats_["layer"] != "global") & (stats_["population"] == "surviving")
+                & (pd.to_numeric(stats_["bn_followed"], errors="coerce") == 1)]  # fmt: skip
+    if bn.empty:
+        return None
+    logs = bn.assign(std=np.log(bn["std"]), weight_norm=np.log(bn["weight_norm"]),
+                     std_x_wnorm=np.log(bn["std_x_wnorm"]))  # fmt: skip
+    geo = np.exp(logs.groupby(["round", "when"])[["std", "weight_norm", "std_x_wnorm"]].mean()).unstack("when")
+    names = {"std": "grad_std_{}_surviving_bn", "weight_norm": "wnorm_{}_bn", "std_x_wnorm": "grad_std_x_wnorm_{}_bn"}
+    geo.columns = [names[stat].format(when) for stat, when in geo.columns]
+    return geo
 
 
 def runs_from_long(path: str | Path | pd.DataFrame, select: str = "end") -> list[Run]:
@@ -794,7 +821,8 @@ def plot_margins(table: Table, path: Path) -> bool:
                 hi.append(d.high - d.estimate if not math.isnan(d.high) else 0.0)
         ax.axhline(0, color="black", lw=0.8)
         if table.endpoints is not None:
-            ax.axvspan(1 - 1.0, 1 - table.endpoints.min_sparsity + 1e-12, color="tab:orange", alpha=0.12, lw=0)
+            deepest = min(xs, default=1 - table.endpoints.min_sparsity)  # a log axis: no span from 0
+            ax.axvspan(deepest / 1.5, 1 - table.endpoints.min_sparsity + 1e-12, color="tab:orange", alpha=0.12, lw=0)
         ax.errorbar(xs, est, yerr=[lo, hi], fmt="o", ms=3, capsize=2, color="tab:blue")
         ax.set_xscale("log")
         ax.invert_xaxis()

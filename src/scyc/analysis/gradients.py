@@ -80,7 +80,11 @@ log = logging.getLogger(__name__)
 QUANTILES = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
 QUANTILE_NAMES = tuple(f"p{round(q * 100)}" for q in QUANTILES)
 STAT_NAMES = ("mean", "std", "abs_mean", *QUANTILE_NAMES, "kurtosis")
-STAT_COLUMNS = ["round", "when", "population", "layer", "sparsity", *STAT_NAMES]
+# Beside the gradients, the weights they act on (the same for every population): the L2 norm of the layer's
+# surviving weights (``global``: of every prunable weight), and the gradient std times it, the scale-free width
+# of a layer followed by BatchNorm (whose gradient scales as 1 / norm: BN makes the layer scale-invariant).
+WEIGHT_NAMES = ("weight_norm", "std_x_wnorm")
+STAT_COLUMNS = ["round", "when", "population", "layer", "sparsity", *STAT_NAMES, *WEIGHT_NAMES, "bn_followed"]
 GLOBAL = "global"
 POPULATIONS = ("surviving", "all_zeroed", "all_raw")
 AUTO_RANGE_STDS = 8.0
@@ -209,6 +213,8 @@ class Measurement:
     counts: np.ndarray  # (rows, bins + 2) int64: underflow, bins, overflow
     edges: np.ndarray  # (rows, bins + 3) float64, with -inf and +inf at the ends
     population: list[str] | None = None  # per row; None: every row is ``surviving``
+    bn_followed: list[bool] | None = None  # per row: the layer's output goes straight into a BatchNorm (global:
+    # every layer's does); None: not known (a run begun before it was recorded)
 
     def __post_init__(self) -> None:
         self.population = self.population or [POPULATIONS[0]] * len(self.layers)
@@ -221,7 +227,9 @@ class Measurement:
     def rows(self, round_idx: int, when: str) -> list[dict[str, Any]]:
         return [
             {"round": round_idx, "when": when, "population": self.population[i], "layer": name,
-             "sparsity": self.sparsity[i]} | {k: self.stats[k][i] for k in STAT_NAMES}
+             "sparsity": self.sparsity[i]}
+            | {k: self.stats[k][i] if k in self.stats else math.nan for k in (*STAT_NAMES, *WEIGHT_NAMES)}
+            | {"bn_followed": "" if self.bn_followed is None else int(self.bn_followed[i])}
             for i, name in enumerate(self.layers)
         ]  # fmt: skip
 
@@ -243,6 +251,7 @@ class GradientProbe:
     quantile_values: int = QUANTILE_MAX_VALUES
     populations: Sequence[str] = POPULATIONS[:1]
     edges: torch.Tensor | None = field(default=None, init=False)  # (rows, bins + 1) finite edges
+    bn: list[bool] | None = field(default=None, init=False)  # per prunable layer: followed by BatchNorm
     _picks: dict = field(default_factory=dict, init=False, repr=False)  # quantile samples' positions, by sizes
 
     def _values(self, model: nn.Module, selections: list[tuple[Any, Any]], scales: list[torch.Tensor | None]):
@@ -358,14 +367,20 @@ class GradientProbe:
             ],
             1,
         )
+        sq = torch.stack([p.detach().float().square().sum() for p in masks.params])  # pruned weights are 0
+        norms = torch.cat([sq, sq.sum()[None]]).sqrt().double().repeat(n_pops)
+        table = torch.cat([table, norms[:, None], (table[:, 1] * norms)[:, None]], 1)
         values = table.cpu().tolist()  # statistics to the host in one copy
-        stats = {name: [row[j] for row in values] for j, name in enumerate(STAT_NAMES)}
+        stats = {name: [row[j] for row in values] for j, name in enumerate((*STAT_NAMES, *WEIGHT_NAMES))}
         inf = torch.full((n_layers, 1), math.inf, dtype=torch.float64)
         edges = torch.cat([-inf, self.edges.double().cpu(), inf], 1).numpy()
         sparsity = [*[1 - a / n for a, n in zip(alive, masks.numels)], 1 - sum(alive) / masks.total] * n_pops
         layers = [*masks.names, GLOBAL] * n_pops
         population = [p for p in self.populations for _ in range(n_lay + 1)]
-        return Measurement(layers, sparsity, stats, counts.cpu().numpy(), edges, population)
+        if self.bn is None:
+            self.bn = followed_by_batchnorm(model, masks.params, next(iter(self.batches))[0])
+        bn = [*self.bn, all(self.bn)] * n_pops
+        return Measurement(layers, sparsity, stats, counts.cpu().numpy(), edges, population, bn)
 
     def _make_edges(self, std: torch.Tensor) -> torch.Tensor:
         if self.hist_range is not None:
@@ -376,6 +391,33 @@ class GradientProbe:
             half = AUTO_RANGE_STDS * torch.where(ok, std, fallback)
         unit = torch.linspace(-1.0, 1.0, self.bins + 1, dtype=torch.float64, device=std.device)
         return (half[:, None] * unit[None, :]).float()
+
+
+def followed_by_batchnorm(model: nn.Module, params: Sequence[torch.Tensor], x: torch.Tensor) -> list[bool]:
+    """Per weight in ``params``: is its module's output the very input of a BatchNorm (conv -> BN, as in every
+    ResNet and VGG block)? Found by one forward pass of ``x`` with hooks (nothing in the model changes)."""
+    index = {id(p): i for i, p in enumerate(params)}
+    outputs: dict[int, tuple[int, torch.Tensor]] = {}  # id of a prunable module's output -> (its weight's index,
+    # the output itself, kept alive so that no later tensor can take its id)
+    found = [False] * len(params)
+    hooks = []
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if w is not None and id(w) in index:
+            hooks.append(
+                m.register_forward_hook(lambda mod, inp, out, i=index[id(w)]: outputs.__setitem__(id(out), (i, out)))
+            )
+        elif isinstance(m, nn.modules.batchnorm._NormBase):
+            hooks.append(m.register_forward_pre_hook(
+                lambda mod, inp: found.__setitem__(outputs[id(inp[0])][0], True) if id(inp[0]) in outputs else None))  # fmt: skip
+    try:
+        with model_untouched(model), torch.no_grad():
+            model.train()
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return found
 
 
 def fixed_batches(data: DataSplits, batch_size: int, n_batches: int, seed: int) -> TensorLoader:
@@ -484,7 +526,8 @@ class GradientAnalysis(Callback):
             "edges": None if self.probe.edges is None else self.probe.edges.detach().cpu(),
             "measurements": [
                 {"round": r, "when": w, "layers": m.layers, "sparsity": m.sparsity, "stats": m.stats,
-                 "counts": torch.from_numpy(m.counts), "edges": torch.from_numpy(m.edges), "population": m.population}
+                 "counts": torch.from_numpy(m.counts), "edges": torch.from_numpy(m.edges), "population": m.population,
+                 "bn_followed": m.bn_followed}
                 for r, w, m in self.measurements
             ],
         }  # fmt: skip
@@ -496,7 +539,7 @@ class GradientAnalysis(Callback):
         self.probe.edges = None if edges is None else edges.to(self.probe.masks.params[0].device)
         self.measurements = [
             (d["round"], d["when"], Measurement(d["layers"], d["sparsity"], d["stats"], d["counts"].numpy(),
-                                                d["edges"].numpy(), d.get("population")))
+                                                d["edges"].numpy(), d.get("population"), d.get("bn_followed")))
             for d in state["measurements"]
         ]  # fmt: skip
         self.table.reset([row for r, w, m in self.measurements for row in m.rows(r, w)])
@@ -520,7 +563,7 @@ class GradientAnalysis(Callback):
         hists = {}
         for i, (layer, pop) in enumerate(zip(m.layers, m.population)):
             name = layer if pop == POPULATIONS[0] else f"{pop}/{layer}"  # surviving keeps the keys it always had
-            for k in STAT_NAMES:
+            for k in (*STAT_NAMES, *WEIGHT_NAMES):
                 scalars[f"grad/{when}/{name}/{k}"] = m.stats[k][i]
             hists[f"grad_hist/{when}/{name}"] = (m.counts[i, 1:-1], m.edges[i, 1:-1])
         run.outputs.wandb.log_histograms(scalars, hists)

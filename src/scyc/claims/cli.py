@@ -17,7 +17,7 @@ from scyc.claims.data import Data
 from scyc.claims.errors import ClaimsError
 from scyc.claims.sections import SECTIONS
 
-PAGES = ("docs/claims.md", "README.md")
+PAGES = ("docs/claims.md", "README.md", "docs/gradients.md", "docs/beyond.md")
 
 
 def _show(path: Path) -> str:

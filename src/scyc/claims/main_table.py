@@ -53,7 +53,9 @@ def block_tuning_shift(runs: pd.DataFrame) -> str:
     t = tuning_windows(runs)
     up = int((t["deep_top"] > t["shallow_top"]).sum())
     same = int((t["deep_top"] == t["shallow_top"]).sum())
-    lines = ["| schedule | best peak LR, rounds 0–4 (≤ 59 %) | best peak LR, rounds at ≥ 98 % |", "|---|:---:|:---:|"]
+    top = runs.loc[runs["round"] < SHALLOW_ROUNDS, "sparsity"].max()
+    lines = [f"| schedule | best peak LR, rounds 0–{SHALLOW_ROUNDS - 1} (≤ {100 * top:.0f} %) | best peak LR, rounds at "
+             f"≥ {100 * DEEP_TUNING:g} % |", "|---|:---:|:---:|"]  # fmt: skip
     for _, r in t.iterrows():
         lines.append(f"| {NAMES.get(r['schedule'], r['schedule'])} | {r['shallow_top']:g} ({r['shallow_score']:.2f} %) | "
                      f"{r['deep_top']:g} ({r['deep_score']:.2f} %) |")  # fmt: skip
@@ -63,16 +65,16 @@ def block_tuning_shift(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def endpoint_table(long: pd.DataFrame, select: str = "best_val"):
-    """The table and its primary endpoints, rebuilt from the long CSV."""
+def endpoint_table(long: pd.DataFrame, select: str = "best_val", endpoint: float = ENDPOINT):
+    """The table and its primary endpoints (over the levels >= ``endpoint``), rebuilt from the long CSV."""
     runs = runs_from_long(long, select)
     table = aggregate(runs, select=select)
-    return table, primary_endpoints(table, ENDPOINT)
+    return table, primary_endpoints(table, endpoint)
 
 
-def block_endpoints(long: pd.DataFrame) -> str:
+def block_endpoints(long: pd.DataFrame, endpoint: float = ENDPOINT) -> str:
     """Claim (iii)'s primary endpoints, in words and a table."""
-    table, e = endpoint_table(long)
+    table, e = endpoint_table(long, endpoint=endpoint)
     lines = [
         f"| S-Cyc minus | seeds | difference (points) | {LEVEL:.0%} CI | p | p (Holm) |",
         "|---|:---:|:---:|:---:|:---:|:---:|",
@@ -111,16 +113,18 @@ def gradient_ratios(long: pd.DataFrame, when: str = "end") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def block_gradients(long: pd.DataFrame) -> str:
-    """Claim (i)'s premise: the std ratios (deepest round / dense round) per population, S-Cyc and the four
-    benchmarks, mean with a t-interval over runs, and each run's range."""
+def block_gradients(
+    long: pd.DataFrame, benchmarks: tuple[str, ...] = BENCHMARKS, label: str = "the four benchmarks"
+) -> str:
+    """Claim (i)'s premise: the std ratios (deepest round / dense round) per population, S-Cyc and the
+    benchmarks, mean with a t-interval over runs, and each run's range (every run: the ablation row too)."""
     r = gradient_ratios(long)
     deepest = 100 * r["sparsity"].max()
-    lines = [f"| population | S-Cyc ({(r['schedule'] == 'scyc').sum()} runs) | the four benchmarks "
-             f"({r['schedule'].isin(BENCHMARKS).sum()} runs) | every run | verdict |", "|---|:---:|:---:|:---:|:---:|"]  # fmt: skip
+    lines = [f"| population | S-Cyc ({(r['schedule'] == 'scyc').sum()} runs) | {label} "
+             f"({r['schedule'].isin(benchmarks).sum()} runs) | every run | verdict |", "|---|:---:|:---:|:---:|:---:|"]  # fmt: skip
     for pop in ("surviving", "all_zeroed", "all_raw"):
         cells = []
-        for rows in (r[r["schedule"] == "scyc"][pop], r[r["schedule"].isin(BENCHMARKS)][pop]):
+        for rows in (r[r["schedule"] == "scyc"][pop], r[r["schedule"].isin(benchmarks)][pop]):
             ci = mean_interval(list(rows), LEVEL)
             cells.append(f"× {ci.estimate:.3g}" + ("" if math.isnan(ci.low) else f" [{ci.low:.3g}, {ci.high:.3g}]"))
         verdict = "**widens**" if r[pop].min() > 1 else ("**narrows**" if r[pop].max() < 1 else "mixed")
