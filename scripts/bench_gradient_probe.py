@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from scyc.cli import build_run
 from scyc.config import register_configs
-from scyc.experiment import Experiment
 from scyc.training import make_optimizer, train_epoch
 
 
@@ -45,13 +45,13 @@ def main() -> None:
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose("config", overrides=["wandb.mode=disabled", "analysis.grad_every_round=true", *args.overrides])
-    exp = Experiment(cfg, tempfile.mkdtemp(prefix="bench_probe_"))
+    exp = build_run(cfg, tempfile.mkdtemp(prefix="bench_probe_"))
     tcfg, gradients = cfg.train, exp.gradients
-    gradients.on_run_start(exp)
+    gradients.on_run_start(exp.view)
     optimizer = make_optimizer(exp.model, 0.05, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
     loader = exp.data.loader("train", tcfg.batch_size, train=True, generator=exp.generator)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    gradients.measure(exp, 0, "start")  # fixes the bins (the first measurement of a run), warms up
+    gradients.measure(exp.view, 0, "start")  # fixes the bins (the first measurement of a run), warms up
     epochs, probes = [], []
     for r in range(args.repeats):
         sync(exp.device)
@@ -59,7 +59,7 @@ def main() -> None:
         train_epoch(exp.model, loader, optimizer, scheduler, exp.masks)
         sync(exp.device)
         t1 = time.perf_counter()
-        gradients.measure(exp, r, "end")
+        gradients.measure(exp.view, r, "end")
         sync(exp.device)
         t2 = time.perf_counter()
         epochs.append(t1 - t0)

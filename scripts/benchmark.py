@@ -207,7 +207,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from scyc import rundir
-    from scyc.experiment import Experiment
+    from scyc.cli import build_run
     from scyc.training import evaluate, make_optimizer, train_epoch
     from scyc.utils import atomic_write, resolve_device
 
@@ -221,7 +221,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
             raise ConfigError(f"benchmark.{key}={b[key]} is not allowed: it must be an integer >= {least}")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    exp = Experiment(cfg, run_dir)
+    exp = build_run(cfg, run_dir)
     rundir.accept(run_dir, cfg)  # accepted (the Experiment checked the rest): .hydra/ records the call
     dev, tcfg = exp.device, cfg.train
     bs = int(tcfg.batch_size)

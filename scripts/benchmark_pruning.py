@@ -34,17 +34,29 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from scyc.models import MODELS, create_model  # noqa: E402
-from scyc.pruning import PRUNERS, MaskSet, PruneContext  # noqa: E402
+from scyc.cli import CONF, compose
+from scyc.models import MODELS, create_model
+from scyc.pruning import PRUNERS, MaskSet, PruneContext
 
 ALL_PRUNERS = ["global_magnitude", "lamp", "layerwise_magnitude", "random", "snip"]
 
 
+def options(group: str, name: str) -> list[str]:
+    """The overrides that pick ``name`` in ``group``: its YAML in conf/ (its keys) when it has one, else the name."""
+    return [f"{group}={name}"] if (CONF / group / f"{name}.yaml").is_file() else [f"{group}.name={name}"]
+
+
+def build_pruner(name: str, rate: float):
+    """The pruner as conf/ composes it (conf/ holds every default), at ``rate``."""
+    return PRUNERS.build(name, {**compose(options("pruner", name)).pruner.pruner_options(), "rate": rate}, key="pruner")
+
+
 def build_model(name: str, image_size: int, in_channels: int = 3, num_classes: int = 1000) -> nn.Module:
     if name in MODELS:
-        return create_model(name, num_classes=num_classes, in_channels=in_channels, image_size=(image_size, image_size))
+        own = compose(options("model", name)).model.options() if (CONF / "model" / f"{name}.yaml").is_file() else {}
+        return create_model(
+            name, num_classes=num_classes, in_channels=in_channels, image_size=(image_size, image_size), **own
+        )
     import timm
 
     return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
@@ -78,7 +90,7 @@ def bench_pruners(args, device: torch.device) -> list[dict]:
     masks = MaskSet.from_model(model)
     params = sum(p.numel() for p in model.parameters())
     print(f"{args.model}: {params / 1e6:.2f}M parameters, {masks.total / 1e6:.2f}M prunable in {len(masks)} layers")
-    warm = PRUNERS.build("global_magnitude", {"rate": args.rate})
+    warm = build_pruner("global_magnitude", args.rate)
     for _ in range(args.rounds_before):
         masks.set_(warm.prune(masks, PruneContext(model=model)))
     print(f"sparsity before the timed step: {masks.sparsity():.4f} ({args.rounds_before} rounds at {args.rate})")
@@ -92,7 +104,7 @@ def bench_pruners(args, device: torch.device) -> list[dict]:
 
     rows = []
     for name in args.pruners:
-        pruner = PRUNERS.build(name, {"rate": args.rate})
+        pruner = build_pruner(name, args.rate)
         ctx = PruneContext(model=model, batches=batches, generator=g)
         alive = masks.alive()
         new = pruner.prune(masks, ctx)
@@ -118,7 +130,7 @@ def bench_mask_overhead(args, device: torch.device) -> list[dict]:
         torch.manual_seed(0)
         model = build_model(args.overhead_model, 28, 1, 10).to(device)
         masks = MaskSet.from_model(model)
-        masks.set_(PRUNERS.build("global_magnitude", {"rate": 0.8}).prune(masks, PruneContext(model=model)))
+        masks.set_(build_pruner("global_magnitude", 0.8).prune(masks, PruneContext(model=model)))
         if kind == "torch.nn.utils.prune":
             for name, mask in zip(masks.names, masks.masks):
                 module = model.get_submodule(name.rsplit(".", 1)[0])

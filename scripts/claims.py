@@ -9,10 +9,9 @@ python scripts/claims.py --pages A.md B.md   # check other copies of the pages (
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from scyc.claims.cli import main
 
-from scyc.claims.cli import main  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 if __name__ == "__main__":
     sys.exit(main(root=ROOT))

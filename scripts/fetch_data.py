@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from scyc.cli import compose
+from scyc.data import COMMON_KEYS
 from scyc.data import fashion_mnist as fm
 from scyc.data.base import DATASETS
 from scyc.registry import ConfigError
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         if not any(fm.find_files(d) for d in (local, Path(args.data_dir), fm.SYSTEM_DIR)) and fetch_debian(local):
             log.info("fetched Fashion-MNIST from Debian's %s into %s", fm.DEBIAN_PACKAGE, local)
     try:
-        raw = DATASETS.build(args.dataset, {"data_dir": args.data_dir, "download": True}, key="dataset")
+        options = compose([f"dataset={args.dataset}"]).dataset.options(*COMMON_KEYS)
+        raw = DATASETS.build(args.dataset, {**options, "data_dir": args.data_dir, "download": True}, key="dataset")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -26,11 +26,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from scyc.rundirs import RunDir, find_run_dirs
+from scyc.schedules.policies import s_curve
 
-from scyc.rundirs import RunDir, find_run_dirs  # noqa: E402
-from scyc.schedules.policies import s_curve  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHAPE_KEYS = ("shape", "base_lr", "cycles_per_round")
 ORACLE_COLUMNS = ("round", "max_lr", "sparsity", "val_acc", "chosen")  # what the fit and the figure read

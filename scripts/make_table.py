@@ -6,11 +6,8 @@ python scripts/make_table.py SWEEP_DIR --select best_val      # test acc at the 
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from scyc.tables import main  # noqa: E402
+from scyc.tables import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str]]:

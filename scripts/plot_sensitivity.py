@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from scyc.rundirs import RunDir, find_run_dirs
 
-from scyc.rundirs import RunDir, find_run_dirs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 KNOBS = ("beta", "max_lr_low", "max_lr_high")
 

@@ -8,6 +8,7 @@ import warnings
 import pandas as pd
 import pytest
 import torch
+from options import dataset_cfg
 
 from scyc.models import create_model
 from scyc.pruning.masks import MaskSet
@@ -162,7 +163,7 @@ def test_momentum_under_graphs_is_refused_not_frozen(tmp_path):
 
 def test_graph_memory_is_released_across_rounds():
     """A round's graph (its private pool, the gradients in it) goes with the round: no growth over rounds."""
-    model = create_model("resnet20", num_classes=10, in_channels=3, image_size=(32, 32)).cuda()
+    model = create_model("resnet20", num_classes=10, in_channels=3, image_size=(32, 32), width=16, shortcut="A").cuda()
     masks = MaskSet.from_model(model)
     x, y = torch.randn(64, 3, 32, 32, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
     gc.collect()
@@ -192,8 +193,8 @@ def test_gradient_probe_batches_on_the_gpu_when_the_data_is_staged(tmp_path, mon
 
     make_cifar10(tmp_path / "mini", per_batch=20, n_test=10)
     monkeypatch.setattr(data_mod, "fits_on_device", lambda raw, device, fraction=0.25: False)
-    data = build_data({"name": "cifar10", "root": str(tmp_path / "mini"), "download": False, "verify_checksums": False,
-                       "val_size": 10}, torch.device("cuda"))  # fmt: skip
+    data = build_data(dataset_cfg("cifar10", root=str(tmp_path / "mini"), download=False, verify_checksums=False,
+                                  val_size=10), torch.device("cuda"), "data")  # fmt: skip
     assert data.train[0].device.type == "cpu" and data.train[0].is_pinned()  # staged
     x, y = next(iter(fixed_batches(data, 16, 1, seed=0)))
     assert x.device.type == "cuda" and y.device.type == "cuda"

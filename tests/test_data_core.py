@@ -8,6 +8,7 @@ import struct
 
 import pytest
 import torch
+from options import dataset_cfg
 
 from scyc.data import Augment, RawData, TensorLoader, build_data, split_train_val
 from scyc.data.base import find_or_fetch
@@ -58,24 +59,28 @@ def test_truncated_idx_is_refused(tmp_path):
 def test_explicit_root_is_used_alone(tmp_path):
     arrays = make_fake_fmnist(tmp_path / "fm")
     data = build_data(
-        {"name": "fashion_mnist", "root": str(tmp_path / "fm"), "download": False, "val_size": 20}, torch.device("cpu")
+        dataset_cfg("fashion_mnist", root=str(tmp_path / "fm"), download=False, val_size=20),
+        torch.device("cpu"),
+        "data",
     )
     assert data.train[0].shape == (100, 1, 28, 28) and data.val[0].shape == (20, 1, 28, 28)
     assert data.test[0].shape == (30, 1, 28, 28)
     assert torch.equal(data.test[1], arrays["test_y"])
     with pytest.raises(ConfigError, match=str(tmp_path / "nothing")):
-        build_data({"name": "fashion_mnist", "root": str(tmp_path / "nothing"), "download": False}, torch.device("cpu"))
+        build_data(
+            dataset_cfg("fashion_mnist", root=str(tmp_path / "nothing"), download=False), torch.device("cpu"), "data"
+        )
 
 
 def test_augmentation_is_every_data_sets_key(tmp_path):
     """build_data, not the factory, applies dataset.crop_padding / dataset.flip: unset, none; set, any data set."""
     make_fake_fmnist(tmp_path / "fm")
-    cfg = {"name": "fashion_mnist", "root": str(tmp_path / "fm"), "download": False, "val_size": 20}
-    assert not build_data(cfg, torch.device("cpu")).raw.augment.active
-    aug = build_data(cfg | {"crop_padding": 2, "flip": True}, torch.device("cpu")).raw.augment
+    cfg = dataset_cfg("fashion_mnist", root=str(tmp_path / "fm"), download=False, val_size=20)
+    assert not build_data(cfg, torch.device("cpu"), "data").raw.augment.active
+    aug = build_data(cfg | {"crop_padding": 2, "flip": True}, torch.device("cpu"), "data").raw.augment
     assert (aug.crop_padding, aug.flip) == (2, True)
     with pytest.raises(ConfigError, match="dataset.crop_padding=-1"):
-        build_data(cfg | {"crop_padding": -1}, torch.device("cpu"))
+        build_data(cfg | {"crop_padding": -1}, torch.device("cpu"), "data")
 
 
 def tiny_raw(n=50):
@@ -141,7 +146,7 @@ def test_missing_fashion_mnist_says_how_to_fetch_it_and_runs_no_apt(tmp_path, mo
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "system")
     monkeypatch.setattr("subprocess.run", lambda *a, **k: pytest.fail(f"the data set ran {a}"))
     with pytest.raises(ConfigError, match=r"run `make data` \(`python scripts/fetch_data.py fashion_mnist"):
-        build_data({"name": "fashion_mnist", "download": False}, torch.device("cpu"), data_dir=str(tmp_path))
+        build_data(dataset_cfg("fashion_mnist", download=False), torch.device("cpu"), data_dir=str(tmp_path))
 
 
 def test_failed_download_says_why_and_removes_the_empty_folders_it_made(tmp_path):

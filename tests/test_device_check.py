@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, run_train
-from omegaconf import OmegaConf
+from options import build_model, dataset_cfg, train_cfg
 
-from scyc.models import create_model
 from scyc.registry import ConfigError
 from scyc.speed import Speed
 
@@ -106,8 +105,8 @@ def test_device_check_into_a_used_dir_moves_the_old_files_aside(tmp_path):
 
 
 def speed(model: str, device: str, **train) -> Speed:
-    net = create_model(model, num_classes=10, in_channels=1, image_size=(28, 28))
-    return Speed.from_config(OmegaConf.create({"precision": "fp32", **train}), torch.device(device), net)
+    net = build_model(model, num_classes=10, in_channels=1, image_size=(28, 28))
+    return Speed.from_config(train_cfg(precision="fp32", **train), torch.device(device), net)
 
 
 def test_speed_switches_by_device():
@@ -135,8 +134,9 @@ def test_cuda_graphs_true_is_refused_on_the_cpu(tmp_path):
 
 
 def test_fashion_mnist_padded_to_32():
-    from scyc.data import DATASETS
+    from scyc.data import COMMON_KEYS, DATASETS
 
-    plain, padded = DATASETS.build("fashion_mnist", {}), DATASETS.build("fashion_mnist", {"pad": 2})
+    own = {k: v for k, v in dataset_cfg("fashion_mnist", data_dir="data").items() if k not in COMMON_KEYS}
+    plain, padded = DATASETS.build("fashion_mnist", own), DATASETS.build("fashion_mnist", own | {"pad": 2})
     assert padded.image_size == (32, 32) and torch.equal(padded.test_x[:, :, 2:30, 2:30], plain.test_x)
     assert padded.train_x[:, :, :2].sum() == 0 and padded.train_x[:, :, :, -2:].sum() == 0

@@ -15,6 +15,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from options import dataset_cfg
 from trust_helpers import QUICK, ROOT, assert_one_line_error, env_without, run, summary, train_cmd
 
 from scyc import overrides as checked
@@ -462,10 +463,10 @@ def test_item2_smoke_preset_is_the_whole_pipeline_at_small_size():
 def test_item2_test_subset_evaluates_on_the_first_examples():
     from scyc.data import build_data
 
-    data = build_data({"name": "fashion_mnist", "val_size": 500, "test_subset": 100}, torch.device("cpu"),
+    data = build_data(dataset_cfg("fashion_mnist", val_size=500, test_subset=100), torch.device("cpu"),
                       str(ROOT / "data"))  # fmt: skip
     assert len(data.test[1]) == 100 and len(data.val[1]) == 500
-    full = build_data({"name": "fashion_mnist", "val_size": 500}, torch.device("cpu"), str(ROOT / "data"))
+    full = build_data(dataset_cfg("fashion_mnist", val_size=500), torch.device("cpu"), str(ROOT / "data"))
     assert torch.equal(full.test[1][:100].cpu(), data.test[1].cpu())
 
 

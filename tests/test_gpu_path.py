@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT, run_train
-from omegaconf import OmegaConf
+from options import train_cfg
 from torch import nn
 
 from scyc.models import create_model
@@ -42,7 +42,9 @@ class UnpoolPruner(Pruner):
 
 
 # ---------------------------------------------------------------------------------------- 1. pools
-@pytest.mark.parametrize("name, kw", [("resnet20", {}), ("vgg11", {}), ("resnet18", {"small_input": True})])
+@pytest.mark.parametrize(
+    "name, kw", [("resnet20", {"width": 16, "shortcut": "A"}), ("vgg11", {}), ("resnet18", {"small_input": True})]
+)
 def test_models_pool_with_a_mean_not_adaptive_avg_pool2d(name, kw):
     model = create_model(name, num_classes=10, in_channels=3, image_size=(32, 32), **kw)
     assert not any(isinstance(m, nn.AdaptiveAvgPool2d) for m in model.modules())  # CUDA: no deterministic backward
@@ -126,9 +128,7 @@ def test_resume_on_another_device_type_is_refused_in_one_line(tmp_path):
 # ---------------------------------------------------------------------------------------- 3. momentum, graphs
 def speed(device: str, cycles_momentum: bool, **train) -> Speed:
     net = create_model("lenet5", num_classes=10, in_channels=1, image_size=(28, 28))
-    return Speed.from_config(
-        OmegaConf.create({"precision": "fp32", **train}), torch.device(device), net, cycles_momentum
-    )
+    return Speed.from_config(train_cfg(precision="fp32", **train), torch.device(device), net, cycles_momentum)
 
 
 def test_cycle_momentum_turns_graphs_off_or_is_refused_with_them():
@@ -141,7 +141,8 @@ def test_cycle_momentum_turns_graphs_off_or_is_refused_with_them():
     )
     from scyc.schedules import build_schedule
 
-    base = {"name": "x", "policy": "constant", "max_lr": 0.1, "shape": "one_cycle"}
+    base = {"name": "x", "policy": "constant", "max_lr": 0.1, "shape": "one_cycle", "pct_start": 0.3, "div_factor": 25.0,
+            "final_div_factor": 1e4, "anneal_strategy": "cos", "three_phase": False, "cycle_momentum": False}  # fmt: skip
     assert build_schedule({**base, "cycle_momentum": True}).cycles_momentum
     assert not build_schedule(base).cycles_momentum
 
@@ -213,7 +214,7 @@ def test_masks_share_the_weights_memory_format_after_the_conversion(tmp_path):
 
 
 def test_masks_of_a_converted_model_follow_its_layout():
-    model = create_model("resnet20", num_classes=10, in_channels=3, image_size=(32, 32), width=4)
+    model = create_model("resnet20", num_classes=10, in_channels=3, image_size=(32, 32), width=4, shortcut="A")
     model.to(memory_format=torch.channels_last)
     masks = MaskSet.from_model(model)
     assert all(m.stride() == p.stride() for p, m in zip(masks.params, masks.masks))

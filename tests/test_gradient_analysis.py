@@ -396,7 +396,7 @@ def test_bn_followed_conv_gradients_scale_as_one_over_the_weight_norm():
     from scyc.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("resnet20", num_classes=10, in_channels=1, image_size=(28, 28))
+    model = create_model("resnet20", num_classes=10, in_channels=1, image_size=(28, 28), width=16, shortcut="A")
     masks = MaskSet.from_model(model)
     g = torch.Generator().manual_seed(3)
     batches = [(torch.randn(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g))]

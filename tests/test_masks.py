@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from options import build_model, build_pruner
 from torch import nn
 
 from scyc.models import create_model
-from scyc.pruning import PRUNERS, MaskSet, PruneContext, select_lowest
+from scyc.pruning import MaskSet, PruneContext, select_lowest
 from scyc.training import make_optimizer
 
 
 def lenet300():
     torch.manual_seed(0)
-    return create_model("lenet300", num_classes=10, in_channels=1, image_size=(28, 28))
+    return build_model("lenet300", num_classes=10, in_channels=1, image_size=(28, 28))
 
 
 def test_prunable_weights_are_conv_and_linear_weights_only():
@@ -27,7 +28,7 @@ def test_prunable_weights_are_conv_and_linear_weights_only():
 def test_exact_sparsity_per_round():
     model = lenet300()
     masks = MaskSet.from_model(model)
-    pruner = PRUNERS.build("global_magnitude", {"rate": 0.2})
+    pruner = build_pruner("global_magnitude", rate=0.2)
     ctx = PruneContext(model=model)
     for r in range(1, 11):
         before = masks.alive()
@@ -51,9 +52,9 @@ def test_all_equal_weights_still_exact():
     model = nn.Sequential(nn.Linear(10, 10, bias=False))
     nn.init.constant_(model[0].weight, 0.3)
     masks = MaskSet.from_model(model)
-    masks.set_(PRUNERS.build("global_magnitude", {"rate": 0.25}).prune(masks, PruneContext(model=model)))
+    masks.set_(build_pruner("global_magnitude", rate=0.25).prune(masks, PruneContext(model=model)))
     assert masks.alive() == 75
-    masks.set_(PRUNERS.build("global_magnitude", {"rate": 0.25}).prune(masks, PruneContext(model=model)))
+    masks.set_(build_pruner("global_magnitude", rate=0.25).prune(masks, PruneContext(model=model)))
     assert masks.alive() == 75 - round(0.25 * 75)
 
 
@@ -62,7 +63,7 @@ def test_already_zero_weights_do_not_count_as_pruned_twice():
     with torch.no_grad():
         model[0].weight[:, :10] = 0.0  # half the weights are zero but still alive
     masks = MaskSet.from_model(model)
-    new = PRUNERS.build("global_magnitude", {"rate": 0.2}).prune(masks, PruneContext(model=model))
+    new = build_pruner("global_magnitude", rate=0.2).prune(masks, PruneContext(model=model))
     masks.set_(new)
     assert masks.alive() == 80  # exactly 20 removed, all of them among the zeros
     assert masks.masks[0][:, 10:].all()
@@ -71,7 +72,7 @@ def test_already_zero_weights_do_not_count_as_pruned_twice():
 def test_never_revives():
     model = lenet300()
     masks = MaskSet.from_model(model)
-    pruner = PRUNERS.build("global_magnitude", {"rate": 0.5})
+    pruner = build_pruner("global_magnitude", rate=0.5)
     masks.set_(pruner.prune(masks, PruneContext(model=model)))
     dead = [m == 0 for m in masks.masks]
     with torch.no_grad():  # make pruned positions the largest-magnitude ones: they must stay pruned
@@ -85,7 +86,7 @@ def test_never_revives():
 def test_pruned_weights_stay_zero_through_sgd_with_momentum_and_weight_decay():
     model = lenet300()
     masks = MaskSet.from_model(model)
-    masks.set_(PRUNERS.build("global_magnitude", {"rate": 0.6}).prune(masks, PruneContext(model=model)))
+    masks.set_(build_pruner("global_magnitude", rate=0.6).prune(masks, PruneContext(model=model)))
     opt = make_optimizer(model, lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=False)
     g = torch.Generator().manual_seed(0)
     for _ in range(200):
@@ -105,7 +106,7 @@ def test_pruned_weights_stay_zero_through_sgd_with_momentum_and_weight_decay():
 def test_mask_state_dict_round_trip():
     model = lenet300()
     masks = MaskSet.from_model(model)
-    masks.set_(PRUNERS.build("global_magnitude", {"rate": 0.3}).prune(masks, PruneContext(model=model)))
+    masks.set_(build_pruner("global_magnitude", rate=0.3).prune(masks, PruneContext(model=model)))
     state = masks.state_dict()
     assert all(v.dtype == torch.bool for v in state.values())
     other = MaskSet.from_model(lenet300())
@@ -118,4 +119,4 @@ def test_bad_rate():
 
     for rate in (0.0, 1.0, 1.5, -0.1):
         with pytest.raises(ConfigError, match="rate"):
-            PRUNERS.build("global_magnitude", {"rate": rate})
+            build_pruner("global_magnitude", rate=rate)

@@ -18,20 +18,20 @@ def count(model: nn.Module) -> int:
 def test_parameter_counts_match_the_papers():
     kw = dict(num_classes=10, in_channels=3, image_size=(32, 32))
     assert count(create_model("vgg19", **kw)) == 20_040_522  # "about 20M"
-    r20 = count(create_model("resnet20", **kw))
+    r20 = count(create_model("resnet20", width=16, shortcut="A", **kw))
     assert r20 == 269_722 and round(r20 / 1e6, 2) == 0.27  # option A: He et al.'s 0.27M
-    assert count(create_model("resnet20", shortcut="B", **kw)) == 272_474
-    assert count(create_model("resnet56", **kw)) == 853_018  # He et al.: 0.85M
+    assert count(create_model("resnet20", width=16, shortcut="B", **kw)) == 272_474
+    assert count(create_model("resnet56", width=16, shortcut="A", **kw)) == 853_018  # He et al.: 0.85M
     imagenet = dict(num_classes=1000, in_channels=3, image_size=(224, 224))
     assert count(create_model("resnet50", small_input=False, **imagenet)) == 25_557_032  # timm's 25.6M
 
 
 MODELS = [
     ("lenet5", {}),
-    ("lenet300", {}),
+    ("lenet300", {"hidden": [300, 100]}),
     ("vgg19", {}),
-    ("resnet20", {}),
-    ("resnet20", {"shortcut": "B"}),
+    ("resnet20", {"width": 16, "shortcut": "A"}),
+    ("resnet20", {"width": 16, "shortcut": "B"}),
     ("resnet50", {"small_input": True}),
     ("resnet18", {"small_input": False}),  # model=timm model.name=resnet18
 ]
@@ -77,6 +77,6 @@ def test_small_input_stem_and_timm_errors():
     with pytest.raises(ConfigError, match="small_input=true needs a ResNet-style stem"):
         create_model("mobilenetv3_small_050", num_classes=2, in_channels=3, image_size=(32, 32), small_input=True)
     with pytest.raises(ConfigError, match="pretrained"):
-        create_model("resnet18", num_classes=2, in_channels=3, image_size=(32, 32), pretrained=True)
+        create_model("resnet18", num_classes=2, in_channels=3, image_size=(32, 32), small_input=False, pretrained=True)
     with pytest.raises(ConfigError, match="model=vgg19"):
         create_model("vgg19", num_classes=2, in_channels=3, image_size=(8, 8))

@@ -7,10 +7,11 @@ import itertools
 
 import pytest
 import torch
+from options import build_pruner
 from torch import nn
 
 from scyc.models import create_model
-from scyc.pruning import PRUNERS, MaskSet, PruneContext, Pruner
+from scyc.pruning import MaskSet, PruneContext, Pruner
 from scyc.pruning.base import apportion
 from scyc.pruning.lamp import lamp_scores
 from scyc.registry import ConfigError
@@ -55,7 +56,7 @@ def ctx_for(model, seed: int = 0) -> PruneContext:
 def prune_rounds(name: str, rounds: int = 3, rate: float = 0.2, seed: int = 0, **kw):
     model = lenet5()
     masks = MaskSet.from_model(model, exclude=kw.pop("exclude", ()))
-    pruner = PRUNERS.build(name, {"rate": rate, **kw})
+    pruner = build_pruner(name, rate=rate, **kw)
     ctx = ctx_for(model, seed)
     history = [[m.clone() for m in masks.masks]]
     for _ in range(rounds):
@@ -117,11 +118,9 @@ def test_min_remaining_binds_for_global_magnitude_and_redistributes():
         model[0].weight.uniform_(1.0, 2.0)
         model[1].weight.uniform_(0.001, 0.002)  # the whole layer is below every weight of layer 0
     masks = MaskSet.from_model(model)
-    plain = PRUNERS.build("global_magnitude", {"rate": 0.6}).prune(masks, PruneContext(model=model))
+    plain = build_pruner("global_magnitude", rate=0.6).prune(masks, PruneContext(model=model))
     assert int(plain[1].sum()) == 1 and int(plain[0].sum()) == 1000 + 1000 - 1200 - 1  # default: one survivor
-    floored = PRUNERS.build("global_magnitude", {"rate": 0.6, "min_remaining": 0.25}).prune(
-        masks, PruneContext(model=model)
-    )
+    floored = build_pruner("global_magnitude", rate=0.6, min_remaining=0.25).prune(masks, PruneContext(model=model))
     assert int(floored[1].sum()) == 250  # the floor, the largest 250 of layer 1
     assert int(floored[0].sum()) + 250 == 800  # exactly 1200 removed: 249 more from layer 0
     kept = model[1].weight[floored[1]]
@@ -132,14 +131,14 @@ def test_min_remaining_infeasible_and_bad_values():
     model = nn.Sequential(nn.Linear(10, 10, bias=False))
     masks = MaskSet.from_model(model)
     with pytest.raises(ConfigError, match="min_remaining"):
-        PRUNERS.build("lamp", {"rate": 0.9, "min_remaining": 0.5}).prune(masks, PruneContext(model=model))
+        build_pruner("lamp", rate=0.9, min_remaining=0.5).prune(masks, PruneContext(model=model))
     for bad in (-0.1, 1.0, "x"):
         with pytest.raises(ConfigError, match="min_remaining"):
-            PRUNERS.build("random", {"min_remaining": bad})
+            build_pruner("random", min_remaining=bad)
     with pytest.raises(ConfigError, match="batches"):
-        PRUNERS.build("snip", {"batches": 0})
+        build_pruner("snip", batches=0)
     with pytest.raises(ConfigError, match="unknown key"):
-        PRUNERS.build("lamp", {"batches": 2})
+        build_pruner("lamp", batches=2)
 
 
 @pytest.mark.parametrize("name", ["global_magnitude", "layerwise_magnitude"])
@@ -152,7 +151,7 @@ def test_check_rounds_refuses_exactly_what_pruning_would_fail(name, rate, rounds
     model = nn.Sequential(nn.Linear(8, 6, bias=False), nn.Linear(6, 3, bias=False))
 
     def outcome(r: float) -> tuple[bool, bool]:
-        masks, pruner = MaskSet.from_model(model), PRUNERS.build(name, {"rate": r, "min_remaining": min_remaining})
+        masks, pruner = MaskSet.from_model(model), build_pruner(name, rate=r, min_remaining=min_remaining)
         try:
             pruner.check_rounds(masks, rounds)
             checked = True
@@ -209,9 +208,9 @@ def test_lamp_prunes_globally_where_magnitude_does_not():
         model[0].weight.copy_(torch.tensor([[0.1, 0.2]]))
         model[1].weight.copy_(torch.tensor([[0.3, 0.4, 0.5, 5.0]]))
     masks = MaskSet.from_model(model)
-    lamp = PRUNERS.build("lamp", {"rate": 0.5}).prune(masks, PruneContext(model=model))
+    lamp = build_pruner("lamp", rate=0.5).prune(masks, PruneContext(model=model))
     assert lamp[0].tolist() == [[True, True]] and lamp[1].tolist() == [[False, False, False, True]]
-    mag = PRUNERS.build("global_magnitude", {"rate": 0.5}).prune(masks, PruneContext(model=model))
+    mag = build_pruner("global_magnitude", rate=0.5).prune(masks, PruneContext(model=model))
     # magnitude would take 0.1, 0.2, 0.3, but the default floor keeps one weight of A, so 0.4 goes instead
     assert mag[0].tolist() == [[False, True]] and mag[1].tolist() == [[False, False, True, True]]
 
@@ -235,9 +234,9 @@ def test_snip_uses_gradients_and_leaves_training_state_alone():
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
     masks = MaskSet.from_model(model, exclude=["2"])
-    snip = PRUNERS.build("snip", {"rate": 0.5, "batches": 3}).prune(masks, PruneContext(model=model, batches=batches))
+    snip = build_pruner("snip", rate=0.5, batches=3).prune(masks, PruneContext(model=model, batches=batches))
     assert snip[0][:, 0].sum() == 0 and snip[0][:, 1].all()  # saliency prunes the big, gradient-free column
-    mag = PRUNERS.build("global_magnitude", {"rate": 0.5}).prune(masks, PruneContext(model=model))
+    mag = build_pruner("global_magnitude", rate=0.5).prune(masks, PruneContext(model=model))
     assert mag[0][:, 0].all() and mag[0][:, 1].sum() == 0  # magnitude prunes the small column
     assert len(calls) == 3  # exactly pruner.batches batches drawn
     assert all(p.grad is None for p in model.parameters())
@@ -249,11 +248,11 @@ def test_snip_uses_gradients_and_leaves_training_state_alone():
 def test_snip_needs_batches():
     model = lenet5()
     with pytest.raises(ValueError, match="batches"):
-        PRUNERS.build("snip", {}).prune(MaskSet.from_model(model), PruneContext(model=model))
+        build_pruner("snip").prune(MaskSet.from_model(model), PruneContext(model=model))
 
 
 def test_pruner_by_dotted_path():
-    pruner = PRUNERS.build("test_pruners.ReverseMagnitude", {"rate": 0.5})
+    pruner = build_pruner("test_pruners.ReverseMagnitude", rate=0.5)
     model = nn.Sequential(nn.Linear(4, 1, bias=False))
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1.0, 4.0, 2.0, 3.0]]))

@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from options import build_model, build_pruner
 from torch import nn
 
-from scyc.models import create_model
-from scyc.pruning import PRUNERS, RESETS, MaskSet, PruneContext
+from scyc.callbacks import RunView
+from scyc.pruning import RESETS, MaskSet, PruneContext
 from scyc.pruning.accounting import LayerSparsity, RewindSnapshot, pruning_callbacks
 from scyc.registry import ConfigError
 from scyc.training import make_optimizer
@@ -31,7 +32,7 @@ def trained_and_pruned(seed: int = 0):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    masks.set_(PRUNERS.build("global_magnitude", {"rate": 0.5}).prune(masks, PruneContext(model=model)))
+    masks.set_(build_pruner("global_magnitude", rate=0.5).prune(masks, PruneContext(model=model)))
     return model, masks, {"init": init}
 
 
@@ -53,9 +54,25 @@ def test_finetune_keeps_trained_weights():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def view_of(model, snapshots) -> RunView:
+    """What a callback gets: a read-only view over the run's state (here only its model and snapshots)."""
+    return RunView(None, None, SimpleNamespace(model=model, snapshots=snapshots), None, None)
+
+
+def test_a_callback_sees_snapshots_read_only():
+    model, _, snapshots = trained_and_pruned()
+    view = view_of(model, snapshots)
+    with pytest.raises(TypeError):
+        view.snapshots["rewind"] = snapshots["init"]  # a view, not the run: only save_snapshot writes
+    with pytest.raises(AttributeError):
+        view.model = model
+    view.save_snapshot("rewind", snapshots["init"])
+    assert snapshots["rewind"] is snapshots["init"]
+
+
 def test_rewind_epoch_snapshot_and_reset():
     model, masks, snapshots = trained_and_pruned()
-    exp = SimpleNamespace(model=model, snapshots=snapshots)
+    exp = view_of(model, snapshots)
     cb = RewindSnapshot(rewind_epoch=2, epochs=3)
     cb.on_run_start(exp)
     cb.on_epoch_end(exp, 0, 0, {})
@@ -74,7 +91,7 @@ def test_rewind_epoch_snapshot_and_reset():
 
 def test_rewind_epoch_zero_is_init_and_bad_values():
     model, masks, snapshots = trained_and_pruned()
-    exp = SimpleNamespace(model=model, snapshots=snapshots)
+    exp = view_of(model, snapshots)
     RewindSnapshot(0, 1).on_run_start(exp)
     assert snapshots["rewind"] is snapshots["init"]
     for bad in (-1, 4, 1.5, None):
@@ -117,7 +134,7 @@ def test_reinit_is_fresh_seeded_masked_and_leaves_global_rng_alone():
 
 def test_reinit_follows_the_layer_initialisation():
     torch.manual_seed(0)
-    model = create_model("lenet300", num_classes=10, in_channels=1, image_size=(28, 28))
+    model = build_model("lenet300", num_classes=10, in_channels=1, image_size=(28, 28))
     masks = MaskSet.from_model(model)
     RESETS.get("reinit")(model, masks, {}, torch.Generator().manual_seed(0))
     w = model.net[1].weight  # kaiming_uniform(a=sqrt(5)) of nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))

@@ -31,7 +31,7 @@ def test_fitted_sgdr_tiles_the_round_and_ends_at_eta_min(epochs, steps_per_epoch
     total = epochs * steps_per_epoch
     sched = build_schedule(
         {"name": "sgdr", "policy": "constant", "shape": "cosine_restarts", "max_lr": peak, "t0_epochs": t0,
-         "t_mult": t_mult, "eta_min": eta_min}
+         "t_mult": t_mult, "eta_min": eta_min, "fit_round": True}
     )  # fmt: skip
     trace = round_trace(sched, peak, total, steps_per_epoch)
     bounds = fitted_bounds(total, t0 * steps_per_epoch, t_mult)

@@ -33,10 +33,25 @@ def schedule_of(*overrides: str):
     return build_schedule(OmegaConf.to_container(compose_cfg(*overrides).schedule, resolve=True))
 
 
+def shape_keys(shape: str) -> dict:
+    """The keys of ``shape`` as the first shipped option that uses it sets them (YAML is the home of defaults)."""
+    from omegaconf import OmegaConf
+
+    from scyc.schedules import SHAPES
+
+    keys = getattr(SHAPES.get(shape), "keys", ())
+    for path in sorted((ROOT / "conf" / "schedule").glob("*.yaml")):
+        option = OmegaConf.to_container(OmegaConf.load(path))
+        if option.get("shape") == shape:
+            return {k: option[k] for k in keys if k in option}
+    return {}
+
+
 def make(policy="constant", shape="constant", **kw):
+    """A schedule of ``policy`` x ``shape``: the keys given, the shape's others as its shipped YAML sets them."""
     if policy == "constant" and "lr" not in kw and "max_lr" not in kw:
         kw["max_lr"] = 0.1
-    return build_schedule({"name": "t", "policy": policy, "shape": shape, **kw})
+    return build_schedule({"name": "t", "policy": policy, "shape": shape, **shape_keys(shape), **kw})
 
 
 def decays(t: int, milestones, total: int) -> int:

@@ -52,9 +52,8 @@ def test_s_curve_monotone(a, b, beta):
 
 
 def scyc(**kw):
-    cfg = dict(
-        name="scyc", policy="scurve", shape="triangular", max_lr_low=0.04, max_lr_high=0.1, beta=5.0, base_lr=0.004
-    )
+    cfg = dict(name="scyc", policy="scurve", shape="triangular", max_lr_low=0.04, max_lr_high=0.1, beta=5.0,
+               base_lr=0.004, cycles_per_round=1)  # fmt: skip
     cfg.update(kw)
     return build_schedule(cfg)
 

@@ -4,8 +4,7 @@
 dependencies only when called: importing the package loads nothing else).
 """
 
-__version__ = "0.1.0"
+from scyc.cli import run
+from scyc.version import __version__
 
-from scyc.cli import run  # noqa: E402
-
-__all__ = ["run"]
+__all__ = ["__version__", "run"]

@@ -3,15 +3,17 @@
 The round loop calls, in order: ``on_run_start`` once; per round ``on_round_start`` (after pruning and
 reset, before training), ``on_epoch_end`` after each recorded epoch, ``on_round_end`` after the round's
 result is recorded; ``on_run_end`` once with the summary. A callback sees the run through ``RunView``
-(read-only attributes; it must not change the training state unless that is its purpose, like the
-rewind snapshot) and writes through ``run.outputs`` (rank 0 writes in a data-parallel run). A callback
-with state that a resumed run needs has ``state_dict`` / ``load_state_dict``.
+(read-only properties; the rewind snapshot is saved through ``save_snapshot``) and writes through
+``run.outputs`` (rank 0 writes in a data-parallel run). A callback with state that a resumed run needs has
+``state_dict`` / ``load_state_dict``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -20,33 +22,51 @@ if TYPE_CHECKING:
     from scyc.config import Config
     from scyc.data import DataSplits
     from scyc.pruning.masks import MaskSet
-    from scyc.state import RoundResult
+    from scyc.state import RoundResult, RunState
     from scyc.tracking import RunOutputs
 
 
-class RunView(Protocol):
-    """What a callback may read of a run."""
+class RunView:
+    """What a callback sees of a run: read-only properties over its parts (the run's state read live), not the
+    run itself. A callback writes its own files through ``outputs``; the one change it may make to the training
+    state is a weight snapshot for a reset (``save_snapshot``, the rewind point of ``pruner.reset=rewind_epoch``)."""
+
+    __slots__ = ("_cfg", "_run_dir", "_state", "_data", "_outputs")
+
+    def __init__(self, cfg: Config, run_dir: Path, state: RunState, data: DataSplits, outputs: RunOutputs) -> None:
+        self._cfg, self._run_dir, self._state, self._data, self._outputs = cfg, run_dir, state, data, outputs
 
     @property
-    def cfg(self) -> Config: ...
+    def cfg(self) -> Config:
+        return self._cfg
 
     @property
-    def run_dir(self) -> Path: ...
+    def run_dir(self) -> Path:
+        return self._run_dir
 
     @property
-    def model(self) -> nn.Module: ...
+    def model(self) -> nn.Module:
+        return self._state.model
 
     @property
-    def masks(self) -> MaskSet: ...
+    def masks(self) -> MaskSet:
+        return self._state.masks
 
     @property
-    def snapshots(self) -> dict[str, dict[str, torch.Tensor]]: ...
+    def snapshots(self) -> Mapping[str, dict[str, torch.Tensor]]:
+        return MappingProxyType(self._state.snapshots)
 
     @property
-    def data(self) -> DataSplits: ...
+    def data(self) -> DataSplits:
+        return self._data
 
     @property
-    def outputs(self) -> RunOutputs: ...
+    def outputs(self) -> RunOutputs:
+        return self._outputs
+
+    def save_snapshot(self, name: str, state_dict: dict[str, torch.Tensor]) -> None:
+        """Keep ``state_dict`` as the run's snapshot ``name`` (checkpointed with the run's state)."""
+        self._state.snapshots[name] = state_dict
 
 
 class Callback:

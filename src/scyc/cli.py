@@ -1,6 +1,6 @@
 """The entry point, the one way into a run: the command line (``python train.py``, the ``scyc-train`` console
 script of pyproject.toml) and the Python API (``scyc.run``, for notebooks and scripts). Both compose the config
-from ``conf/``, validate it once, take the run-directory decision (``scyc.rundir``) and run an ``Experiment``;
+from ``conf/``, validate it once, take the run-directory decision (``scyc.rundir``) and build a run (``build_run``) and run it;
 the CLI turns refusals into exit codes, the API raises them. Heavy imports wait until a run starts, so that
 ``import scyc`` and ``train.py --cfg job`` load neither torch nor the experiment."""
 
@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from scyc.config import Config
+    from scyc.experiment import Experiment
 
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/ (the package is installed editable)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's, as in a CLI run's train.log
@@ -94,7 +97,6 @@ def train(cfg: DictConfig) -> float:
 
     from scyc import distributed, guards, rundir
     from scyc.config import load, validate
-    from scyc.experiment import Experiment
     from scyc.registry import ConfigError
     from scyc.tracking import RunOutputs, WandbStartError
     from scyc.utils import WriteFailed
@@ -122,7 +124,7 @@ def train(cfg: DictConfig) -> float:
                 config = load(cfg)
                 validate(config)  # the one validation pass; the constructors below check their own parameters
                 _note_paper_preset(HydraConfig.get().runtime.choices)
-                experiment = Experiment(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
+                experiment = build_run(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
             if env.is_main:  # accepted: now .hydra/ records this invocation
                 rundir.accept(run_dir, cfg)
         except rundir.RunComplete as done:
@@ -238,6 +240,36 @@ def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | 
         rundir.API_CALL = None
 
 
+def build_run(cfg: Config | DictConfig, run_dir: str | os.PathLike, resume: Any = None) -> Experiment:
+    """The run of ``cfg`` in ``run_dir``, built: every component assembled and checked once (state, data, model,
+    pruner, schedule, speed, outputs, callbacks, the start-up checks), nothing trained or written yet; its ``run()``
+    trains it. The one public way to build a run: ``train.py``, ``scyc.run`` and the scripts go through here
+    (``resume``: the checkpoint ``scyc.rundir.prepare`` found, or None)."""
+    from scyc.experiment import Experiment
+
+    return Experiment(cfg, Path(run_dir), resume=resume)
+
+
+def compose(overrides: Sequence[str] = ()) -> Config:
+    """The typed, validated config of ``overrides`` composed from ``conf/`` as ``train.py`` composes it (the YAML
+    defaults, the schema's types), for scripts and tests that build a run or one of its parts; refusals raise
+    ``ConfigError``. A relative ``data_dir`` is taken from the repository root."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from scyc import overrides as checked
+    from scyc.config import load, register_configs, validate
+
+    register_configs()
+    checked.check(overrides, CONF)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="train"):
+        cfg = hydra_compose("config", overrides=checked.normalize(overrides))
+    resolve_data_dir(cfg)
+    config = load(cfg)
+    validate(config)
+    return config
+
+
 def resolve_data_dir(cfg: DictConfig) -> None:
     """A relative ``data_dir`` (``data`` by default) is taken from the repository root, wherever the command runs
     (``cd /tmp/mine && python /path/to/train.py`` finds the repository's data, and fetches nothing into /tmp/mine)."""
@@ -248,10 +280,9 @@ def resolve_data_dir(cfg: DictConfig) -> None:
 def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str, Any]:
     """``run`` once the config is valid: the CLI's run-dir decision, then the run with its own log file."""
     from scyc import rundir
-    from scyc.experiment import Experiment
 
     try:
-        experiment = Experiment(config, run_dir, resume=rundir.prepare(config, run_dir))
+        experiment = build_run(config, run_dir, resume=rundir.prepare(config, run_dir))
     except rundir.RunComplete as done:  # nothing to do, or refused: the run dir as this call found it
         rundir.abandon(run_dir)
         return done.summary

@@ -257,6 +257,9 @@ def validate(cfg: Config) -> None:
         if not accepted:
             shown = str(value).lower() if isinstance(value, bool) else value  # as written on the command line
             raise ConfigError(f"{key}={shown} is not allowed: it must be {allowed}")
+    from scyc.analysis.gradients import check_analysis_config  # torch: imported when a run is validated
+
+    check_analysis_config(dataclasses.asdict(cfg.analysis))
     subset = cfg.dataset.test_subset  # its upper bound (the test set's size) is checked when the data are read
     if subset is not None and subset < 1:
         raise ConfigError(f"dataset.test_subset={subset} is not allowed: it must be null (the whole test set) or "

@@ -16,6 +16,7 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from scyc import checkpoint, distributed, guards, rundir
 from scyc.analysis import GradientAnalysis, analysis_callbacks
-from scyc.callbacks import Callback
+from scyc.callbacks import Callback, RunView
 from scyc.config import Config, load, validate
 from scyc.data import DataSplits, build_data
 from scyc.models import create_model
@@ -37,7 +38,7 @@ from scyc.pruning import PRUNERS, RESETS, MaskSet, PruneContext
 from scyc.pruning.accounting import pruning_callbacks
 from scyc.pruning.base import predicted_sparsities
 from scyc.registry import ConfigError
-from scyc.schedules import build_schedule
+from scyc.schedules import MeasuredPolicy, build_schedule
 from scyc.speed import Speed
 from scyc.state import EpochRecord, RoundResult, RunState, check_fits
 from scyc.sweeps import wandb_settings
@@ -103,7 +104,7 @@ class Experiment:
             image_size=self.data.image_size,
             **cfg.model.options(),
         ).to(self.device)
-        self.speed = Speed.from_config(asdict(cfg.train), self.device, model, self.schedule.cycles_momentum)
+        self.speed = Speed.from_config(cfg.train, self.device, model, self.schedule.cycles_momentum)
         self.net = self.speed.prepare(model)  # what runs forward: the model itself or its compiled form
         self.data.channels_last = self.speed.channels_last
         try:  # after the memory-format conversion: the masks share the weights' layout (one foreach multiply)
@@ -120,6 +121,7 @@ class Experiment:
         # What trains: DDP (data-parallel runs) around the model, compiled when train.compile; shares its Parameters.
         self.train_model = self.speed.prepare(self.dist.wrap(model)) if self.dist.enabled else self.net
         self.outputs = RunOutputs(self.run_dir, is_main=self.dist.is_main)
+        self.view = RunView(cfg, self.run_dir, self.state, self.data, self.outputs)  # what the callbacks see
         self.callbacks: list[Callback] = [
             *pruning_callbacks(cfg.pruner.reset, cfg.pruner.rewind_epoch, cfg.train.epochs),
             *([distributed.MaskDigestCheck(self.dist)] if self.dist.enabled else []),
@@ -131,28 +133,31 @@ class Experiment:
         self.resume = resume  # (checkpoint, path) to continue from, see scyc.rundir
         self._resume_round: dict[str, Any] | None = None  # the epoch checkpoint's round in progress
         self.gradients = next((cb for cb in self.callbacks if isinstance(cb, GradientAnalysis)), None)
-        bounds = getattr(self.schedule.policy, "bounds", None)  # a policy read from measurements (gradscale)
-        if bounds is not None and self.gradients is None:
+        # a policy read from measurements (gradscale): found by its type, fed before each round's candidates
+        self.measured = self.schedule.policy if isinstance(self.schedule.policy, MeasuredPolicy) else None
+        if self.measured is not None and self.gradients is None:
             raise ConfigError(f"schedule={self.schedule.name} reads max_lr from the gradient measurement: it needs "
                               "analysis.grad_every_round=true")  # fmt: skip
         predicted = predicted_sparsities(masks.total, cfg.pruner.rate, self.rounds)
         steps_per_epoch = len(self.data.loader("train", cfg.train.batch_size, train=True))
+        measured = self.measured
         guards.preflight_schedule(
-            self.schedule, (lambda r: list(bounds())) if bounds else lambda r: self.schedule.candidates(r, predicted[: r + 1]),
+            self.schedule, (lambda r: list(measured.bounds())) if measured else lambda r: self.schedule.candidates(r, predicted[: r + 1]),
             predicted, cfg.train.epochs * steps_per_epoch, steps_per_epoch,
         )  # fmt: skip
         # Last: a tiny batch through every path the run takes (scyc.preflight); the run's state is kept as it was.
         self.preflight_seconds = run_preflight(self)
 
-    # The read-only view callbacks get (scyc.callbacks.RunView).
+    # The run's state, read by the loop below (callbacks see it through self.view, scyc.callbacks.RunView).
     model = property(lambda self: self.state.model)
     masks = property(lambda self: self.state.masks)
     snapshots = property(lambda self: self.state.snapshots)
     generator = property(lambda self: self.state.generator)
 
-    def _call(self, hook: str, *args: Any) -> None:
+    def _each(self, hook: Callable[[Callback], None]) -> None:
+        """``hook(cb)`` for every callback, in order (e.g. ``lambda cb: cb.on_round_start(view, r)``)."""
         for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+            hook(cb)
 
     # ---------------------------------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
@@ -166,7 +171,8 @@ class Experiment:
             if not self._no_bar:  # log lines go through tqdm.write, above the bars, never over them
                 console.enter_context(logging_redirect_tqdm())
             self._open_outputs()
-            self._call("on_run_start")
+            view = self.view
+            self._each(lambda cb: cb.on_run_start(view))
             first_round, first_epoch = self._restore() if self.resume else (0, 0)
             bar = tqdm(range(first_round, self.rounds), desc="rounds", disable=self._no_bar)
             phase = lambda what: bar.set_description_str(f"rounds [{what}]")  # noqa: E731  what the bar waits on
@@ -179,10 +185,9 @@ class Experiment:
                         phase(f"round {r}: pruning")
                         self.prune()
                     phase(f"round {r}: measuring gradients" if self.gradients else f"round {r}: starting")
-                    self._call("on_round_start", r)  # measure the network about to be trained
-                    if hasattr(self.schedule.policy, "observe"):  # gradscale: max_lr from that measurement
-                        self.schedule.policy.observe(r, self.gradients.latest_start.global_stats(
-                            self.schedule.policy.population))  # fmt: skip
+                    self._each(lambda cb, r=r: cb.on_round_start(view, r))  # measure the network about to be trained
+                    if self.measured is not None:  # gradscale: max_lr from that measurement
+                        self.measured.observe(r, self.gradients.latest_start.global_stats(self.measured.population))
                 sparsities = [x.sparsity for x in self.state.results] + [self.masks.sparsity()]
                 candidates = self.schedule.candidates(r, sparsities)  # this round's max_lr (or grid)
                 phase(f"round {r}: training" if len(candidates) == 1 else f"round {r}: {len(candidates)} candidates")
@@ -314,12 +319,12 @@ class Experiment:
         self.state.global_step += len(record.lrs)
         row = record.row()
         self.state.epochs.append(row)
-        self._call("on_epoch_end", record.round, record.epoch, row)
+        self._each(lambda cb: cb.on_epoch_end(self.view, record.round, record.epoch, row))
 
     def record_round(self, result: RoundResult) -> None:
         self.state.results.append(result)
         self.outputs.round(result, asdict(result))
-        self._call("on_round_end", result)
+        self._each(lambda cb: cb.on_round_end(self.view, result))
         log.info(
             "round %d/%d | sparsity %.4f | max_lr %.5f | train loss %.4f | val acc %.4f | test acc %.4f | %.1f s/epoch",
             result.round, self.rounds - 1, result.sparsity, result.max_lr, result.train_loss,
@@ -396,7 +401,7 @@ class Experiment:
             final_val_acc=last.val_acc, final_test_acc=last.test_acc, seconds=seconds,
             wandb_dir=str(self.run_dir / "wandb") if wandb.run is not None else None,
         )  # fmt: skip
-        self._call("on_run_end", self.outputs.summary)
+        self._each(lambda cb: cb.on_run_end(self.view, self.outputs.summary))
         wandb.summary({k: v for k, v in self.outputs.summary.items() if k.startswith("final_")})
         where = self.outputs.finish()  # the run's files to W&B, W&B closed
         self.outputs.write_summary()

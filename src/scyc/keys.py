@@ -22,6 +22,20 @@ NON_RESULT_KEYS = (
 )
 
 
+# Keys that an older run's config holds as null where conf/ now sets the value that null meant (a default moved
+# into YAML): a run compares them as that value, so it still resumes and still matches its copies.
+NULL_MEANT = {
+    "schedule.lag_rounds": 0,  # null = 0 in build_schedule; conf/config.yaml sets 0 since issue 25
+}
+
+
+def same_value(key: str, a: object, b: object) -> bool:
+    """Whether two runs' values of the flat ``key`` agree, an older run's null read as ``NULL_MEANT`` says."""
+    if key in NULL_MEANT:
+        a, b = (NULL_MEANT[key] if v is None else v for v in (a, b))
+    return a == b
+
+
 def changes_no_result(key: str) -> bool:
     """True for a key (``resume``, ``+checkpoint.keep``, ``hydra/launcher``) that changes nothing computed."""
     key = key.lstrip("+~")

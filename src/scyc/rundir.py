@@ -31,7 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from scyc.checkpoint import Checkpointer, load_checkpoint, position
-from scyc.keys import changes_no_result
+from scyc.keys import changes_no_result, same_value
 from scyc.registry import ConfigError
 from scyc.utils import atomic_write
 
@@ -77,7 +77,7 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     return [
         f"{k}: {a.get(k, '(absent)')!r} in the checkpoint, {b.get(k, '(absent)')!r} now"
         for k in sorted(set(a) | set(b))
-        if not allowed(k) and a.get(k) != b.get(k)
+        if not allowed(k) and not same_value(k, a.get(k), b.get(k))
     ]
 
 

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from scyc.registry import ConfigError
+
+if TYPE_CHECKING:
+    from scyc.config import TrainConfig
 
 PRECISIONS = {"auto", "bf16", "fp32"}
 
@@ -43,11 +46,11 @@ class Speed:
 
     @classmethod
     def from_config(
-        cls, train_cfg: Any, device: torch.device, model: nn.Module, cycles_momentum: bool = False
+        cls, train_cfg: TrainConfig, device: torch.device, model: nn.Module, cycles_momentum: bool = False
     ) -> Speed:
         """The switches for ``model`` on ``device``; ``cycles_momentum``: the schedule changes SGD's momentum
         inside a round, which a captured CUDA graph cannot follow (the fused step takes it as a number)."""
-        precision = str(train_cfg.get("precision", "auto"))
+        precision = str(train_cfg.precision)
         if precision not in PRECISIONS:
             raise ConfigError(f"train.precision={precision} is not allowed: choose one of auto, bf16, fp32")
         if precision == "auto":
@@ -56,22 +59,22 @@ class Speed:
         if dtype is not None and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp32")
         conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-        cl = train_cfg.get("channels_last", "auto")
+        cl = train_cfg.channels_last
         if cl == "auto":
             cl = conv
         elif not isinstance(cl, bool):
             raise ConfigError(f"train.channels_last={cl} is not allowed: choose auto, true or false")
-        comp = train_cfg.get("compile", False)
+        comp = train_cfg.compile
         if not isinstance(comp, bool):
             raise ConfigError(f"train.compile={comp} is not allowed: choose true or false")
-        ebs = train_cfg.get("eval_batch_size", "auto")
+        ebs = train_cfg.eval_batch_size
         if ebs == "auto":
             ebs = 256 if conv and device.type == "cpu" else 1000
-        graphs = train_cfg.get("cuda_graphs", "auto")
+        graphs = train_cfg.cuda_graphs
         if graphs not in ("auto", True, False):
             raise ConfigError(f"train.cuda_graphs={graphs} is not allowed: choose auto, true or false")
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-        blocker = "train.skip_nonfinite=true" if train_cfg.get("skip_nonfinite") else "a data-parallel run" * dist
+        blocker = "train.skip_nonfinite=true" if train_cfg.skip_nonfinite else "a data-parallel run" * dist
         if cycles_momentum and not blocker:
             blocker = "schedule.cycle_momentum=true (a captured step keeps the momentum it was captured with)"
         if graphs is True and (device.type != "cuda" or blocker):

@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from scyc import __version__
 from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
 from scyc.utils import NoSpaceLeft, atomic_write, atomic_write_json, overwrite_in_place
+from scyc.version import __version__
 
 log = logging.getLogger(__name__)
 

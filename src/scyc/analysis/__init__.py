@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scyc.analysis.figures import RunFiguresCallback, make_figures
-from scyc.analysis.gradients import GradientAnalysis, GradientProbe, check_analysis_config
+from scyc.analysis.gradients import GradientAnalysis, GradientProbe
 from scyc.callbacks import Callback
 
 __all__ = ["GradientAnalysis", "GradientProbe", "RunFiguresCallback", "analysis_callbacks", "make_figures"]
@@ -14,7 +14,6 @@ __all__ = ["GradientAnalysis", "GradientProbe", "RunFiguresCallback", "analysis_
 
 def analysis_callbacks(cfg: Mapping[str, Any]) -> list[Callback]:
     """The callbacks the ``analysis`` config section asks for (gradient measurement first, figures last)."""
-    check_analysis_config(cfg)
     callbacks: list[Callback] = []
     if cfg.get("grad_every_round", True):
         callbacks.append(GradientAnalysis(cfg))

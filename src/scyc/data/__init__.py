@@ -102,7 +102,7 @@ def test_split(raw: RawData, test_subset: Any) -> tuple[torch.Tensor, torch.Tens
     return raw.test_x[:test_subset], raw.test_y[:test_subset]
 
 
-def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str = "data") -> DataSplits:
+def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str) -> DataSplits:
     cfg = dict(cfg)
     name = cfg.get("name")
     if name is None:
@@ -111,9 +111,7 @@ def build_data(cfg: dict[str, Any], device: torch.device, data_dir: str = "data"
     params.setdefault("data_dir", data_dir)  # every data-set factory takes the run's data folder
     augment = Augment.checked(cfg.get("crop_padding") or 0, bool(cfg.get("flip")))
     raw = dataclasses.replace(DATASETS.build(name, params, key="dataset"), augment=augment)
-    train, val = split_train_val(
-        raw, int(cfg.get("val_size", 0)), int(cfg.get("split_seed", 0)), cfg.get("train_subset")
-    )
+    train, val = split_train_val(raw, int(cfg["val_size"]), int(cfg["split_seed"]), cfg.get("train_subset"))
     test = test_split(raw, cfg.get("test_subset"))
     if fits_on_device(raw, device):
         to = lambda t: t.to(device, non_blocking=True)  # noqa: E731

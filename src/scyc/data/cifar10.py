@@ -104,9 +104,7 @@ HOW_TO_FETCH = f"put the official python version ({URL}, unpacked) there"
 
 
 @DATASETS.register("cifar10")
-def cifar10(
-    root: str | None = None, download: bool = True, verify_checksums: bool = True, data_dir: str = "data"
-) -> RawData:
+def cifar10(root: str | None = None, *, download: bool, verify_checksums: bool, data_dir: str) -> RawData:
     root_path = Path(root).expanduser() if root is not None else Path(data_dir) / SUBDIR
     key = "dataset.root" if root is not None else "data_dir"
     folder = find_or_fetch(

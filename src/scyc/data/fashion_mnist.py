@@ -101,7 +101,7 @@ def locate(root: str | None, download: bool, data_dir: str | Path = "data") -> d
 
 
 @DATASETS.register("fashion_mnist")
-def fashion_mnist(root: str | None = None, download: bool = True, data_dir: str = "data", pad: int = 0) -> RawData:
+def fashion_mnist(root: str | None = None, *, download: bool, data_dir: str, pad: int) -> RawData:
     """``pad`` zero-pads every image on each side (2: 32x32, the CIFAR presets' input size)."""
     if not isinstance(pad, int) or pad < 0:
         raise ConfigError(f"dataset.pad={pad} is not allowed: it must be an integer >= 0 (zeros added on each side)")

@@ -179,7 +179,7 @@ def load_or_decode(folder: Path, train, val, cache: bool) -> dict[str, torch.Ten
 
 
 @DATASETS.register("imagenet200")
-def imagenet200(root: str | None = None, download: bool = False, cache: bool = True, data_dir: str = "data") -> RawData:
+def imagenet200(root: str | None = None, *, download: bool, cache: bool, data_dir: str) -> RawData:
     looked = candidates(root, data_dir)
     where = " or ".join(f"{p} ({p / FOLDER})" for p in looked)
     folder = find_or_fetch(

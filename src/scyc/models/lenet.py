@@ -20,7 +20,7 @@ class LeNet300(nn.Module):
         num_classes: int,
         in_channels: int,
         image_size: tuple[int, int],
-        hidden: Sequence[int] = (300, 100),
+        hidden: Sequence[int],
     ) -> None:
         super().__init__()
         if not all(isinstance(h, int) and h >= 1 for h in hidden):

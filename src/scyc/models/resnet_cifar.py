@@ -47,7 +47,7 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int, num_classes: int, in_channels: int, width: int = 16, shortcut: str = "A") -> None:
+    def __init__(self, depth: int, num_classes: int, in_channels: int, width: int, shortcut: str) -> None:
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
@@ -78,7 +78,7 @@ class CifarResNet(nn.Module):
 
 def _factory(depth: int):
     def build(
-        num_classes: int, in_channels: int, image_size: tuple[int, int], width: int = 16, shortcut: str = "A"
+        num_classes: int, in_channels: int, image_size: tuple[int, int], width: int, shortcut: str
     ) -> CifarResNet:
         return CifarResNet(depth, num_classes, in_channels, width=width, shortcut=shortcut)
 

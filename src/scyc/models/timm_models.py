@@ -29,7 +29,7 @@ def timm_model(
     num_classes: int,
     in_channels: int,
     image_size: tuple[int, int],
-    small_input: bool = False,
+    small_input: bool,
     **kwargs: Any,
 ) -> nn.Module:
     import timm

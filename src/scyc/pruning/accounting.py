@@ -4,8 +4,8 @@
 layer per round, written at the start of the round, i.e. the sparsity the round trains at; layers kept
 dense by ``pruner.exclude`` are not prunable and not listed).
 
-``RewindSnapshot`` (only when ``pruner.reset=rewind_epoch``) stores the model's state dict in
-``run.snapshots["rewind"]`` after ``pruner.rewind_epoch`` epochs of round 0: ``0`` is the initialisation,
+``RewindSnapshot`` (only when ``pruner.reset=rewind_epoch``) saves the model's state dict as the snapshot
+``"rewind"`` (``run.save_snapshot``) after ``pruner.rewind_epoch`` epochs of round 0: ``0`` is the initialisation,
 ``e`` in ``1..train.epochs`` the weights at the end of epoch ``e`` (counting from 1) of the dense round.
 """
 
@@ -47,11 +47,11 @@ class RewindSnapshot(Callback):
 
     def on_run_start(self, run: RunView) -> None:
         if self.rewind_epoch == 0:
-            run.snapshots["rewind"] = run.snapshots["init"]
+            run.save_snapshot("rewind", run.snapshots["init"])
 
     def on_epoch_end(self, run: RunView, round_idx: int, epoch: int, row: dict[str, Any]) -> None:
         if round_idx == 0 and epoch + 1 == self.rewind_epoch:
-            run.snapshots["rewind"] = copy.deepcopy(run.model.state_dict())
+            run.save_snapshot("rewind", copy.deepcopy(run.model.state_dict()))
 
 
 def pruning_callbacks(reset: str, rewind_epoch: Any, epochs: int) -> list[Callback]:

@@ -155,7 +155,7 @@ class Pruner(ABC):
 
     scope: str = "global"
 
-    def __init__(self, rate: float = 0.2, min_remaining: float = 0.0) -> None:
+    def __init__(self, rate: float, min_remaining: float) -> None:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < rate < 1.0:
             raise ConfigError(f"pruner.rate={rate} is not allowed: it must lie in (0, 1)")
         if isinstance(min_remaining, bool) or not isinstance(min_remaining, (int, float)) or not 0 <= min_remaining < 1:

@@ -18,7 +18,7 @@ from scyc.pruning.masks import MaskSet
 class RandomPruner(Pruner):
     scope = "global"
 
-    def __init__(self, rate: float = 0.2, min_remaining: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, rate: float, min_remaining: float, seed: int = 0) -> None:
         super().__init__(rate, min_remaining)
         self.seed = int(seed)
         self._fallback: torch.Generator | None = None

@@ -26,7 +26,7 @@ from scyc.registry import ConfigError
 class Snip(Pruner):
     scope = "global"
 
-    def __init__(self, rate: float = 0.2, min_remaining: float = 0.0, batches: int = 1) -> None:
+    def __init__(self, rate: float, min_remaining: float, batches: int) -> None:
         super().__init__(rate, min_remaining)
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ConfigError(f"pruner.batches={batches} is not allowed: it must be an integer >= 1")

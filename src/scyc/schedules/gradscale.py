@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scyc.registry import ConfigError
-from scyc.schedules.policies import POLICIES, MaxLRPolicy
+from scyc.schedules.policies import POLICIES, MeasuredPolicy
 from scyc.schedules.shapes import check_lr
 
 POPULATIONS = ("surviving", "all_zeroed", "all_raw")
@@ -49,21 +49,19 @@ def scale_factor(sigma_ref: float, sigma_now: float, exponent: float, min_factor
 
 
 @POLICIES.register("gradscale")
-class GradScalePolicy(MaxLRPolicy):
+class GradScalePolicy(MeasuredPolicy):
     """``max_lr = max_lr_dense * clip((sigma_0 / sigma_r) ** exponent, min_factor, max_factor)`` (module doc)."""
-
-    needs_gradients = True
 
     keys = ("max_lr_dense", "exponent", "min_factor", "max_factor", "population", "statistic")
 
     def __init__(
         self,
         max_lr_dense: float,
-        exponent: float = 1.0,
-        min_factor: float = 0.5,
-        max_factor: float = 4.0,
-        population: str = "surviving",
-        statistic: str = "std",
+        exponent: float,
+        min_factor: float,
+        max_factor: float,
+        population: str,
+        statistic: str,
     ) -> None:
         check_lr("max_lr_dense", max_lr_dense)
         for key, value in (("exponent", exponent), ("min_factor", min_factor), ("max_factor", max_factor)):

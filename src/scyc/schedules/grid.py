@@ -1,7 +1,7 @@
 """The oracle's across-round policy: a grid of ``max_lr`` candidates searched in every round.
 
-``GridPolicy.candidates`` returns the whole grid (ascending); the round loop
-(``Experiment.search_round``, ``scyc.oracle``) trains one candidate per value from the same post-prune
+``GridPolicy.candidates`` returns the whole grid (ascending); the round loop hands a round with several
+candidates to ``scyc.oracle.Oracle.search``, which trains one candidate per value from the same post-prune
 state, keeps the one with the best validation accuracy (ties go to the smaller ``max_lr``) and carries
 it to the next round. A round costs ``len(grid)`` times a normal round.
 """

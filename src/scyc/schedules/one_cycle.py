@@ -20,7 +20,7 @@ def _at_least(key: str, value, minimum: float) -> float:
 class OneCycle(Shape):
     """Rise from max_lr / div_factor to max_lr over the first ``pct_start`` of the round, then anneal to
     max_lr / (div_factor * final_div_factor) (``anneal_strategy`` cos or linear; ``three_phase`` as in
-    torch). ``cycle_momentum`` (default off, so ``train.momentum`` holds in every option) cycles SGD
+    torch). ``cycle_momentum`` (off in conf/schedule/one_cycle.yaml, so ``train.momentum`` holds in every option) cycles SGD
     momentum inversely between 0.85 and 0.95 as Smith & Topin do.
     """
 
@@ -28,12 +28,12 @@ class OneCycle(Shape):
 
     def __init__(
         self,
-        pct_start: float = 0.3,
-        div_factor: float = 25.0,
-        final_div_factor: float = 1e4,
-        anneal_strategy: str = "cos",
-        three_phase: bool = False,
-        cycle_momentum: bool = False,
+        pct_start: float,
+        div_factor: float,
+        final_div_factor: float,
+        anneal_strategy: str,
+        three_phase: bool,
+        cycle_momentum: bool,
     ) -> None:
         self.pct_start = check_fraction("pct_start", pct_start, closed_low=False)
         self.div_factor = _at_least("div_factor", div_factor, 1.0)

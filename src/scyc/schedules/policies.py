@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import ClassVar
 
 from scyc.registry import ConfigError, Registry
@@ -47,6 +48,24 @@ class MaxLRPolicy(ABC):
         """The smallest ``max_lr`` this policy can give in any round (None: unknown), so that shapes can
         refuse a floor above it at start-up."""
         return None
+
+
+class MeasuredPolicy(MaxLRPolicy):
+    """A policy that reads a round's ``max_lr`` from a measurement of the network about to be trained (gradscale).
+
+    The round loop finds it by this type: it needs ``analysis.grad_every_round=true``, gets each round's
+    start-of-round statistics of ``population`` through ``observe`` before ``candidates``, and its ``bounds`` are
+    what the start-up check builds (no measurement exists yet then)."""
+
+    population: str
+
+    @abstractmethod
+    def observe(self, round_idx: int, stats: Mapping[str, float]) -> None:
+        """Round ``round_idx``'s start-of-round global gradient statistics of ``self.population``."""
+
+    @abstractmethod
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest ``max_lr`` any round can get."""
 
 
 @POLICIES.register("constant")

@@ -52,7 +52,7 @@ class CosineRestarts(Shape):
     """Cosine annealing from max_lr to eta_min with warm restarts, the first cycle ``t0_epochs`` epochs long and
     each next one ``t_mult`` times longer; the restarts count from the start of each round.
 
-    ``fit_round=true`` (default): the cycles tile the round exactly (``fitted_bounds``: as many cycles as fit with
+    ``fit_round=true`` (conf/schedule/sgdr.yaml): the cycles tile the round exactly (``fitted_bounds``: as many cycles as fit with
     a first cycle of at least t0_epochs, stretched to fill the round) and each ends at eta_min on its last step,
     so a round ends, and is scored, at eta_min. ``fit_round=false``: torch's ``CosineAnnealingWarmRestarts`` with
     T_0 = t0_epochs * steps_per_epoch, T_i = T_0 * t_mult**i and lr = eta_min + (max_lr - eta_min) *
@@ -61,7 +61,7 @@ class CosineRestarts(Shape):
 
     keys = ("t0_epochs", "t_mult", "eta_min", "fit_round")
 
-    def __init__(self, t0_epochs: int = 1, t_mult: int = 1, eta_min: float = 0.0, fit_round: bool = True) -> None:
+    def __init__(self, t0_epochs: int, t_mult: int, eta_min: float, fit_round: bool) -> None:
         self.t0_epochs = check_int("t0_epochs", t0_epochs, 1)
         self.t_mult = check_int("t_mult", t_mult, 1)
         self.eta_min = check_lr("eta_min", eta_min)

@@ -89,7 +89,7 @@ class Triangular(Shape):
 
     keys = ("base_lr", "cycles_per_round")
 
-    def __init__(self, base_lr: float, cycles_per_round: int = 1) -> None:
+    def __init__(self, base_lr: float, cycles_per_round: int) -> None:
         self.base_lr = check_lr("base_lr", base_lr)
         self.cycles = check_int("cycles_per_round", cycles_per_round, 1)
 

@@ -39,7 +39,7 @@ class StepDecay(Shape):
 
     keys = ("milestones", "gamma")
 
-    def __init__(self, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1) -> None:
+    def __init__(self, milestones: Sequence[float], gamma: float) -> None:
         self.milestones = check_milestones(milestones)
         self.gamma = check_gamma(gamma)
 
@@ -69,9 +69,7 @@ class WarmupStepDecay(StepDecay):
 
     keys = ("warmup_fraction", "milestones", "gamma")
 
-    def __init__(
-        self, warmup_fraction: float = 0.1, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1
-    ) -> None:
+    def __init__(self, warmup_fraction: float, milestones: Sequence[float], gamma: float) -> None:
         super().__init__(milestones, gamma)
         self.warmup_fraction = check_fraction("warmup_fraction", warmup_fraction, closed_low=True)
 
