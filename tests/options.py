@@ -13,9 +13,12 @@ LOOP_KEYS = ("rounds", "reset", "rewind_epoch", "exclude")  # the round loop's, 
 
 
 def option_yaml(group: str, name: str) -> dict[str, Any]:
-    """conf/<group>/<name>.yaml as written (empty for a name with no YAML, e.g. a dotted path)."""
+    """conf/<group>/<name>.yaml's keys as written, without its defaults list (empty for a name with no YAML, e.g. a
+    dotted path)."""
     path = CONF / group / f"{name}.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+    keys = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+    keys.pop("defaults", None)  # its schema (scyc.schema), not a key
+    return keys
 
 
 def pruner_options(name: str, **kw: Any) -> dict[str, Any]:
@@ -45,5 +48,7 @@ def dataset_cfg(name: str, **kw: Any) -> dict[str, Any]:
 
 
 def train_cfg(**kw: Any):
-    """conf/config.yaml's ``train`` section with ``kw`` on top (attribute access, as the typed config has)."""
-    return OmegaConf.create({**OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml"))["train"], **kw})
+    """conf/config.yaml's ``train`` section with ``kw`` on top, typed (``TrainConfig`` refuses a bad switch)."""
+    from scyc.config import TrainConfig
+
+    return TrainConfig(**{**OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml"))["train"], **kw})

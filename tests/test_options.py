@@ -16,6 +16,7 @@ from scyc.models import MODELS, create_model
 from scyc.pruning import PRUNERS
 from scyc.rundir import config_differences
 from scyc.schedules import POLICIES, SHAPES, build_schedule
+from scyc.schema import keyword_params
 
 GROUPS = ("schedule", "pruner", "model", "dataset")
 OPTIONS = [(group, name) for group in GROUPS for name in options(CONF, group)]
@@ -33,7 +34,7 @@ def pieces(group: str, name: str):
     if group == "schedule":
         keys = section.options()
         policy, shape = POLICIES.get(keys["policy"]), SHAPES.get(keys["shape"])
-        return section, [(cls, {k: v for k, v in keys.items() if k in cls.keys}) for cls in (policy, shape)]
+        return section, [(cls, {k: v for k, v in keys.items() if k in keyword_params(cls)}) for cls in (policy, shape)]
     if group == "pruner":
         return section, [(PRUNERS.get(section.name), section.pruner_options())]
     if group == "model":

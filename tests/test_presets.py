@@ -8,7 +8,7 @@ from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from scyc.config import register_configs
+from scyc.config import load, register_configs
 from scyc.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.speed import Speed
@@ -59,16 +59,16 @@ def test_speed_switches_resolve_and_refuse_bad_values():
     cfg = composed()
     assert cfg.train.precision == "auto" and cfg.train.channels_last == "auto" and cfg.train.compile is False
     conv = torch.nn.Conv2d(1, 1, 3)
-    speed = Speed.from_config(cfg.train, torch.device("cpu"), conv)
+    speed = Speed.from_config(load(cfg).train, torch.device("cpu"), conv)
     assert speed.autocast_dtype is None and speed.channels_last and not speed.compile  # auto: conv nets, any device
     assert speed.eval_batch_size == 256 and not speed.cuda_graphs
     bf16 = Speed.from_config(
-        composed("train.precision=bf16", "train.channels_last=true").train, torch.device("cpu"), conv
+        load(composed("train.precision=bf16", "train.channels_last=true")).train, torch.device("cpu"), conv
     )
     assert bf16.autocast_dtype is torch.bfloat16 and bf16.channels_last
     with bf16.autocast(torch.device("cpu")):
         assert conv(torch.randn(1, 1, 5, 5)).dtype is torch.bfloat16
     with pytest.raises(ConfigError, match="train.precision=fp16 is not allowed"):
-        Speed.from_config(composed("train.precision=fp16").train, torch.device("cpu"), conv)
+        Speed.from_config(load(composed("train.precision=fp16")).train, torch.device("cpu"), conv)
     with pytest.raises(ConfigError, match="train.channels_last=sometimes"):
-        Speed.from_config(composed("train.channels_last=sometimes").train, torch.device("cpu"), conv)
+        Speed.from_config(load(composed("train.channels_last=sometimes")).train, torch.device("cpu"), conv)

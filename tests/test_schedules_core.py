@@ -106,33 +106,53 @@ def test_constant_schedule_is_flat():
     assert not math.isnan(sched.max_lr(1, 0.5))
 
 
-def test_every_piece_lists_exactly_its_constructor_keys():
-    """build_schedule splits the flat schedule.* keys by each piece's ``keys``: they must be its constructor's."""
-    import inspect
+def test_the_schedule_schema_is_every_pieces_constructor_keys_typed():
+    """The composed schedule section's schema is generated from the pieces' signatures (no list kept by hand): each
+    piece's keyword parameters are there, typed by their annotations, null unless set."""
+    from dataclasses import MISSING, fields
 
     from scyc.schedules.policies import POLICIES
     from scyc.schedules.shapes import SHAPES
+    from scyc.schema import keyword_params, schedule_schema
 
+    schema = {f.name: f for f in fields(schedule_schema())}
     for registry in (POLICIES, SHAPES):
         for name in registry.names():
-            cls = registry.get(name)
-            kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-            params = [n for n, p in inspect.signature(cls.__init__).parameters.items() if p.kind in kinds][1:]
-            assert sorted(cls.keys) == sorted(params), (registry.kind, name)
+            for key in keyword_params(registry.get(name)):
+                assert key in schema and schema[key].default is None, (registry.kind, name, key)
+    assert {"name", "policy", "shape", "lag_rounds", "extra"} <= set(schema)
+    assert schema["beta"].type == (float | None) and schema["milestones"].type == (list[float] | None)
+    assert schema["policy"].default is MISSING
 
 
-def test_every_piece_key_is_typed_in_the_schedule_schema():
-    """A piece's key missing from ScheduleConfig could not be set from the command line (struct mode)."""
-    from dataclasses import fields
-
+def test_two_pieces_that_type_one_key_differently_are_refused_when_the_schema_is_made():
     from scyc.config import ScheduleConfig
-    from scyc.schedules.policies import POLICIES
-    from scyc.schedules.shapes import SHAPES
+    from scyc.schema import union_schema
 
-    schema = {f.name for f in fields(ScheduleConfig)}
-    for registry in (POLICIES, SHAPES):
-        for name in registry.names():
-            assert set(registry.get(name).keys) <= schema, (registry.kind, name)
+    class A:
+        def __init__(self, gamma: float) -> None: ...
+
+    class B:
+        def __init__(self, gamma: int) -> None: ...
+
+    with pytest.raises(TypeError, match="schedule.gamma is .*float.* for shape a but .*int.* for shape b"):
+        union_schema(ScheduleConfig, {"shape a": A, "shape b": B})
+
+
+def test_a_schedule_key_is_refused_by_type_and_by_piece():
+    """A wrongly typed value: Hydra, at composition; a key no piece takes, added with +: load; a key of a piece not
+    in use: one line from build_schedule, naming the key."""
+    from hydra.errors import ConfigCompositionException
+
+    from scyc.cli import compose
+
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(["schedule=scyc", "schedule.beta=abc"])
+    assert "schedule.beta" in str(err.value) + str(err.value.__cause__)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) schedule.no_such_key"):  # + adds it: load refuses it
+        compose(["schedule=scyc", "+schedule.no_such_key=1"])
+    with pytest.raises(ConfigError, match=r"key\(s\) gamma are used by neither policy 'scurve' nor shape 'triangular'"):
+        build_schedule(compose(["schedule=scyc", "schedule.gamma=0.5"]).schedule.options())
 
 
 def test_registry_turns_a_key_the_factory_does_not_take_into_a_config_error():

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from enum import Enum
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -46,37 +48,34 @@ class Group:
 
 @dataclass(kw_only=True)
 class ModelConfig(Group):
-    hidden: Optional[list[int]] = None  # lenet300
-    width: Optional[int] = None  # resnet20
-    shortcut: Optional[str] = None  # resnet20
-    small_input: Optional[bool] = None  # resnet50, timm
+    """Every model's keys: ``name`` (a registered model, a timm name or a dotted path). Each option's own keys are
+    its schema's (``scyc.schema``: the factory's keyword parameters)."""
 
 
 @dataclass(kw_only=True)
 class DatasetConfig(Group):
-    root: Optional[str] = None
-    download: Optional[bool] = None
-    verify_checksums: Optional[bool] = None
-    cache: Optional[bool] = None
-    crop_padding: Optional[int] = None  # every data set: training augmentation (build_data), unset = none
-    flip: Optional[bool] = None
+    """Every data set's keys: what ``build_data`` reads (the split, the subsets, the training augmentation). Each
+    option's own keys (root, download, ...) are its schema's (``scyc.schema``: the factory's keyword parameters)."""
+
+    crop_padding: int | None = None  # training augmentation: random crop of the image padded by this; null: none
+    flip: bool | None = None  # random horizontal flip (training); null: none
     val_size: int
     split_seed: int
-    train_subset: Optional[int] = None
-    test_subset: Optional[int] = None  # evaluate on the first N test examples (null: all); val_size sizes val
-    pad: Optional[int] = None  # fashion_mnist: zero padding on every side (2: 32x32 for the CIFAR models)
+    train_subset: int | None  # train on the first N remaining training examples (null: all)
+    test_subset: int | None  # evaluate on the first N test examples (null: all); val_size sizes val
 
 
 @dataclass(kw_only=True)
 class PrunerConfig(Group):
+    """Every pruner's keys: the round loop's (conf/config.yaml sets them) and ``rate``/``min_remaining``, which every
+    pruner's constructor takes. Each option's own keys (``snip``'s batches) are its schema's (``scyc.schema``)."""
+
     rate: float
     rounds: int
     reset: str
     rewind_epoch: int
     exclude: list[str]
     min_remaining: float
-    batches: Optional[int] = None  # snip
-    seed: Optional[int] = None  # random
 
     def pruner_options(self) -> dict[str, Any]:
         """What the pruner's constructor takes; the round loop uses the rest."""
@@ -85,71 +84,104 @@ class PrunerConfig(Group):
 
 @dataclass(kw_only=True)
 class ScheduleConfig(Group):
+    """A schedule's own keys; the composed section's type adds every policy's and shape's keys, each null unless
+    set (``scyc.schema.union_schema``), and ``build_schedule`` gives each piece those of its signature."""
+
     policy: str
     shape: str
-    # Each policy's and shape's keys (its ``keys``), unset (null) unless its YAML or an override sets them.
-    lag_rounds: Optional[int] = None  # every policy: read max_lr at the sparsity of round r - lag_rounds
-    # policy constant
-    lr: Optional[float] = None
-    max_lr: Optional[float] = None
-    # policy scurve
-    max_lr_low: Optional[float] = None
-    max_lr_high: Optional[float] = None
-    beta: Optional[float] = None
-    # policy grid (the oracle)
-    grid: Optional[list[float]] = None
-    # policy gradscale
-    max_lr_dense: Optional[float] = None
-    exponent: Optional[float] = None
-    min_factor: Optional[float] = None
-    max_factor: Optional[float] = None
-    population: Optional[str] = None
-    statistic: Optional[str] = None
-    # shape triangular
-    base_lr: Optional[float] = None
-    cycles_per_round: Optional[int] = None
-    # shapes step_decay and warmup_step_decay
-    milestones: Optional[list[float]] = None
-    gamma: Optional[float] = None
-    warmup_fraction: Optional[float] = None
-    # shape cosine_restarts
-    t0_epochs: Optional[int] = None
-    t_mult: Optional[int] = None
-    eta_min: Optional[float] = None
-    fit_round: Optional[bool] = None
-    # shape one_cycle
-    pct_start: Optional[float] = None
-    div_factor: Optional[float] = None
-    final_div_factor: Optional[float] = None
-    anneal_strategy: Optional[str] = None
-    three_phase: Optional[bool] = None
-    cycle_momentum: Optional[bool] = None
+    lag_rounds: int | None = None  # every policy: read max_lr at the sparsity of round r - lag_rounds (null: 0)
 
     def options(self, *skip: str) -> dict[str, Any]:
         return {"name": self.name, **super().options(*skip)}  # build_schedule reads the name too
+
+
+class Switch(str, Enum):
+    """``auto | true | false`` (``train.channels_last``, ``train.cuda_graphs``): ``auto`` lets the run decide."""
+
+    AUTO = "auto"
+    ON = "true"
+    OFF = "false"
+
+    @classmethod
+    def parse(cls, key: str, value: object) -> Switch:
+        """The switch written as ``value`` (YAML's or the command line's true/false, or the schema's string)."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, bool):
+            return cls.ON if value else cls.OFF
+        switch = {"auto": cls.AUTO, "true": cls.ON, "false": cls.OFF}.get(str(value).lower())
+        if switch is None:
+            raise ConfigError(f"{key}={_shown(value)} is not allowed: choose auto, true or false")
+        return switch
+
+    def resolve(self, auto: bool) -> bool:
+        """On or off: ``auto`` the run's choice, else as set."""
+        return auto if self is Switch.AUTO else self is Switch.ON
+
+    @property
+    def written(self) -> str | bool:
+        """As YAML writes it (what a run's recorded config holds)."""
+        return self.value if self is Switch.AUTO else self is Switch.ON
+
+
+def _shown(value: object) -> object:
+    """A value as written on the command line: true, not True (a bool, or the schema's string of one)."""
+    return str(value).lower() if isinstance(value, bool) or value in ("True", "False") else value
+
+
+def parse_batch_size(key: str, value: object) -> int | None:
+    """``auto`` (None) or an integer >= 1, written as a number or (the schema's string) its digits."""
+    if value is None or value == "auto":
+        return None
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if not _int(number) or number < 1:
+        raise ConfigError(f"{key}={_shown(value)} is not allowed: it must be auto or an int >= 1")
+    return number
 
 
 @dataclass(kw_only=True)
 class TrainConfig:
     epochs: int
     batch_size: int
-    eval_batch_size: Any  # auto (256 for conv nets on the CPU, else 1000) | an integer
+    eval_batch_size: int | None  # None: auto (256 for conv nets on the CPU, else 1000)
     momentum: float
     weight_decay: float
     nesterov: bool
     skip_nonfinite: bool
     precision: str
-    channels_last: Any  # auto | true | false
+    channels_last: Switch
     compile: bool
-    cuda_graphs: Any  # auto | true | false (one CUDA graph per training step)
+    cuda_graphs: Switch  # one CUDA graph per training step
+
+    def __post_init__(self) -> None:  # the values as written (YAML, the command line, the schema's strings)
+        self.eval_batch_size = parse_batch_size("train.eval_batch_size", self.eval_batch_size)
+        self.channels_last = Switch.parse("train.channels_last", self.channels_last)
+        self.cuda_graphs = Switch.parse("train.cuda_graphs", self.cuda_graphs)
+
+    def written(self) -> dict[str, Any]:
+        """The switches as YAML writes them: ``auto``, an integer, true or false (what a run records)."""
+        ebs = "auto" if self.eval_batch_size is None else self.eval_batch_size
+        return {"eval_batch_size": ebs, "channels_last": self.channels_last.written,
+                "cuda_graphs": self.cuda_graphs.written}  # fmt: skip
+
+
+# What Hydra checks of ``train``: OmegaConf 2.3 has no Union (``auto`` or an integer), and its Enum nodes refuse
+# YAML's true/false, so the three switches are strings there; TrainConfig turns them into typed values.
+SWITCHES = ("eval_batch_size", "channels_last", "cuda_graphs")
+TrainSchema = dataclasses.make_dataclass(
+    "TrainSchema",
+    [(k, str if k in SWITCHES else t) for k, t in typing.get_type_hints(TrainConfig).items()],
+    kw_only=True,
+)
+TrainSchema.__module__ = __name__
 
 
 @dataclass(kw_only=True)
 class WandbConfig:
     mode: str
     project: str
-    entity: Optional[str]
-    group: Optional[str]
+    entity: str | None
+    group: str | None
     tags: list[str]
     log_every_steps: int
 
@@ -165,7 +197,7 @@ class AnalysisConfig:
     grad_batches: int
     normalize: bool
     hist_bins: int
-    hist_range: Optional[float]
+    hist_range: float | None
     figures: bool
 
 
@@ -189,40 +221,51 @@ class Config:
 
 
 def register_configs() -> None:
-    ConfigStore.instance().store(name="scyc_schema", node=Config)
+    """Store the schemas in Hydra's ConfigStore: ``scyc_schema`` (conf/config.yaml's defaults list names it) and
+    ``schema/<group>/<option>`` for every pruner, model and data set (each option's YAML names its own)."""
+    from scyc import schema  # imports the registries (torch): their constructors are the schemas
+
+    store = ConfigStore.instance()
+    store.store(name="scyc_schema", node=schema.config_schema())
+    for group, options in schema.option_schemas().items():
+        for name, node in options.items():
+            store.store(group=f"schema/{group}", name=name, node=node)
 
 
-def _typed(cls: type, data: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown and where:  # top level: sections a script adds to the schema (e.g. ``benchmark``) are its own
+def _typed(cls: type, data: dict[str, object], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:  # e.g. +pruner.seed=3 for a pruner that has no seed (``+`` adds a key Hydra would refuse)
         keys = ", ".join(f"{where}.{k}" for k in unknown)
         raise ConfigError(f"unknown key(s) {keys}; allowed: {', '.join(sorted(known))}")
-    values = {}
-    for name, f in known.items():
-        value = data.get(name)
-        if isinstance(value, dict) and dataclasses.is_dataclass(_FIELD_TYPES.get(f.type, None)):
-            value = _typed(_FIELD_TYPES[f.type], value, name)
-        values[name] = value
-    return cls(**values)
-
-
-_FIELD_TYPES = {t.__name__: t for t in (ModelConfig, DatasetConfig, PrunerConfig, ScheduleConfig, TrainConfig,
-                                        WandbConfig, AnalysisConfig, CheckpointConfig)}  # fmt: skip
+    return cls(**{name: data.get(name) for name in known})
 
 
 def load(cfg: DictConfig | Config) -> Config:
-    """The composed Hydra config as typed objects: the one ``to_container`` of a run. ``config.raw`` keeps
-    the resolved config as plain containers (what a checkpoint, the resume check and W&B record)."""
+    """The composed Hydra config as typed objects: the one ``to_container`` of a run. Each section's class is the
+    one Hydra composed it with (a pruner's, model's, data set's own schema) when it extends the declared one.
+    ``config.raw`` keeps the resolved config as plain containers (what a checkpoint, the resume check and W&B
+    record), the train switches as YAML writes them (``512``, ``true``; the schema holds them as strings)."""
     if isinstance(cfg, Config):
         return cfg
     raw = OmegaConf.to_container(cfg, resolve=True)
-    config = _typed(Config, raw, "")
+    declared = typing.get_type_hints(Config)
+    values = {}
+    for f in fields(Config):
+        value, cls = raw.get(f.name), declared[f.name]
+        if isinstance(value, dict) and dataclasses.is_dataclass(cls):
+            composed = OmegaConf.get_type(cfg, f.name)
+            cls = composed if isinstance(composed, type) and issubclass(composed, cls) else cls
+            value = _typed(cls, value, f.name)
+        values[f.name] = value
+    config = Config(**values)  # sections a script adds to the schema (e.g. ``benchmark``) are its own
+    if isinstance(raw.get("train"), dict):
+        raw["train"].update(config.train.written())
     config.raw = raw  # type: ignore[attr-defined]  (an attribute, not a config key)
     return config
 
 
-def _int(v: Any) -> bool:
+def _int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -233,7 +276,6 @@ def validate(cfg: Config) -> None:
     """Refuse bad input before anything is written; each message names the key and what is allowed."""
     low, high = SEED_RANGE
     seed_ok, seeds = (lambda v: _int(v) and low <= v <= high), "an integer in [-2**63, 2**63 - 1] (64 bits)"
-    ebs = "auto or an int >= 1"
     nesterov = f"false with train.momentum={cfg.train.momentum} (Nesterov momentum needs train.momentum > 0)"
     checks = [
         ("seed", cfg.seed, seed_ok, seeds),
@@ -241,7 +283,6 @@ def validate(cfg: Config) -> None:
         ("pruner.rounds", cfg.pruner.rounds, lambda v: v >= 1, "an integer >= 1"),
         ("train.epochs", cfg.train.epochs, lambda v: v >= 1, "an integer >= 1"),
         ("train.batch_size", cfg.train.batch_size, lambda v: v >= 1, "an integer >= 1"),
-        ("train.eval_batch_size", cfg.train.eval_batch_size, lambda v: v == "auto" or _int(v) and v >= 1, ebs),
         ("train.momentum", cfg.train.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)"),
         ("train.nesterov", cfg.train.nesterov, lambda v: not v or cfg.train.momentum > 0, nesterov),
         ("train.weight_decay", cfg.train.weight_decay, lambda v: 0 <= v < math.inf, "a finite number >= 0"),
@@ -259,7 +300,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}={shown} is not allowed: it must be {allowed}")
     from scyc.analysis.gradients import check_analysis_config  # torch: imported when a run is validated
 
-    check_analysis_config(dataclasses.asdict(cfg.analysis))
+    check_analysis_config(cfg.analysis)
     subset = cfg.dataset.test_subset  # its upper bound (the test set's size) is checked when the data are read
     if subset is not None and subset < 1:
         raise ConfigError(f"dataset.test_subset={subset} is not allowed: it must be null (the whole test set) or "

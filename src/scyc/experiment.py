@@ -125,7 +125,7 @@ class Experiment:
         self.callbacks: list[Callback] = [
             *pruning_callbacks(cfg.pruner.reset, cfg.pruner.rewind_epoch, cfg.train.epochs),
             *([distributed.MaskDigestCheck(self.dist)] if self.dist.enabled else []),
-            *analysis_callbacks(asdict(cfg.analysis)),
+            *analysis_callbacks(cfg.analysis),
         ]
         self.oracle = Oracle(self.outputs)
         self.checkpointer = checkpoint.Checkpointer(self.run_dir / "checkpoints", cfg.checkpoint.keep)

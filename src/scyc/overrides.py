@@ -4,7 +4,7 @@ Two things Hydra does not do for this project's schema (``scyc.config``):
 
 - a plug-in's own keys (``pruner.extra.eps=1e-9``, ``schedule.extra={final_fraction:0.01}``) are set whether
   or not the option's YAML has an ``extra:`` block: such overrides become Hydra's ``++`` (add or override);
-- a key the schema does not have (``pruner.rte=0.3``) is refused in one line naming the close matches
+- a key no schema has (``pruner.rte=0.3``) is refused in one line naming the close matches
   ("did you mean pruner.rate?") instead of Hydra's hint to add ``+``.
 
 Both ``train.py`` (``scyc.cli.main``, on ``sys.argv``) and ``scyc.run`` (on its ``overrides``) go through here.
@@ -34,19 +34,24 @@ def _key(override: str) -> str | None:
 
 
 def schema_keys() -> list[str]:
-    """Every dotted key of the typed schema (``scyc.config.Config``): sections and their fields."""
-    from scyc import config
+    """Every dotted key of the typed schema (``scyc.schema.config_schema``): sections and their fields, with the
+    keys of every pruner's, model's and data set's own schema (Hydra refuses those of another option)."""
+    from scyc import schema
 
     keys: list[str] = []
 
     def walk(cls: type, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            keys.append(prefix + f.name)
+            if prefix + f.name not in keys:
+                keys.append(prefix + f.name)
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], f"{prefix}{f.name}.")
 
-    walk(config.Config, "")
+    walk(schema.config_schema(), "")
+    for group, options in schema.option_schemas().items():
+        for option in options.values():
+            walk(option, f"{group}.")
     return keys
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from scyc.config import Switch
 from scyc.registry import ConfigError
 
 if TYPE_CHECKING:
@@ -59,29 +60,23 @@ class Speed:
         if dtype is not None and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp32")
         conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-        cl = train_cfg.channels_last
-        if cl == "auto":
-            cl = conv
-        elif not isinstance(cl, bool):
-            raise ConfigError(f"train.channels_last={cl} is not allowed: choose auto, true or false")
         comp = train_cfg.compile
         if not isinstance(comp, bool):
             raise ConfigError(f"train.compile={comp} is not allowed: choose true or false")
-        ebs = train_cfg.eval_batch_size
-        if ebs == "auto":
+        ebs = train_cfg.eval_batch_size  # None: auto
+        if ebs is None:
             ebs = 256 if conv and device.type == "cpu" else 1000
         graphs = train_cfg.cuda_graphs
-        if graphs not in ("auto", True, False):
-            raise ConfigError(f"train.cuda_graphs={graphs} is not allowed: choose auto, true or false")
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         blocker = "train.skip_nonfinite=true" if train_cfg.skip_nonfinite else "a data-parallel run" * dist
         if cycles_momentum and not blocker:
             blocker = "schedule.cycle_momentum=true (a captured step keeps the momentum it was captured with)"
-        if graphs is True and (device.type != "cuda" or blocker):
+        if graphs is Switch.ON and (device.type != "cuda" or blocker):
             why = f"with {blocker}" if blocker else f"on {device.type}: CUDA graphs need a CUDA device"
             raise ConfigError(f"train.cuda_graphs=true cannot be used {why}; set train.cuda_graphs=auto or false")
-        graphs = graphs is True or (graphs == "auto" and device.type == "cuda" and not blocker)
-        return cls(dtype, bool(cl), comp, graphs, int(ebs))
+        cl = train_cfg.channels_last.resolve(auto=conv)
+        graphs = graphs.resolve(auto=device.type == "cuda" and not blocker)
+        return cls(dtype, cl, comp, graphs, ebs)
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Set the memory format of ``model`` in place; return the module to run (compiled or not)."""

@@ -55,7 +55,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,7 @@ from scyc.registry import ConfigError
 from scyc.utils import atomic_write
 
 if TYPE_CHECKING:
+    from scyc.config import AnalysisConfig
     from scyc.data import DataSplits
     from scyc.state import RoundResult
 
@@ -472,7 +473,7 @@ def write_hist_npz(path: Path, measurements: Sequence[tuple[int, str, Measuremen
 
 
 # --------------------------------------------------------------------------------------------------
-def check_analysis_config(cfg: Mapping[str, Any]) -> None:
+def check_analysis_config(cfg: AnalysisConfig) -> None:
     """Refuse bad ``analysis.*`` values with a message naming the key, the value and what is allowed."""
     checks = [
         ("grad_batches", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
@@ -488,7 +489,7 @@ def check_analysis_config(cfg: Mapping[str, Any]) -> None:
         ),
     ]
     for key, ok, allowed in checks:
-        value = cfg.get(key)
+        value = getattr(cfg, key)
         if not ok(value):
             raise ConfigError(f"analysis.{key}={value} is not allowed: it must be {allowed}")
 
@@ -497,18 +498,18 @@ class GradientAnalysis(Callback):
     """Measures the gradient distribution at the start and end of every round; writes ``grad_stats.csv``,
     ``grad_hist.npz`` and logs the statistics and histograms to W&B (``grad/<when>/<layer>/<stat>``)."""
 
-    def __init__(self, cfg: Mapping[str, Any]) -> None:  # its values checked once, by config.validate
-        self.cfg = dict(cfg)
+    def __init__(self, cfg: AnalysisConfig) -> None:  # its values checked once, by config.validate
+        self.cfg = cfg
         self.measurements: list[tuple[int, str, Measurement]] = []
 
     def on_run_start(self, run: RunView) -> None:
-        batches = fixed_batches(run.data, int(run.cfg.train.batch_size), int(self.cfg["grad_batches"]), run.cfg.seed)
+        batches = fixed_batches(run.data, int(run.cfg.train.batch_size), self.cfg.grad_batches, run.cfg.seed)
         self.probe = GradientProbe(
             run.masks,
             batches,
-            bins=int(self.cfg["hist_bins"]),
-            hist_range=self.cfg.get("hist_range"),
-            normalize=bool(self.cfg["normalize"]),
+            bins=self.cfg.hist_bins,
+            hist_range=self.cfg.hist_range,
+            normalize=self.cfg.normalize,
             populations=POPULATIONS,
         )
         self.table = run.outputs.table("grad_stats.csv", STAT_COLUMNS)

@@ -52,8 +52,6 @@ def scale_factor(sigma_ref: float, sigma_now: float, exponent: float, min_factor
 class GradScalePolicy(MeasuredPolicy):
     """``max_lr = max_lr_dense * clip((sigma_0 / sigma_r) ** exponent, min_factor, max_factor)`` (module doc)."""
 
-    keys = ("max_lr_dense", "exponent", "min_factor", "max_factor", "population", "statistic")
-
     def __init__(
         self,
         max_lr_dense: float,

@@ -19,8 +19,6 @@ from scyc.schedules.shapes import check_lr
 class GridPolicy(MaxLRPolicy):
     """Every value of ``schedule.grid`` is a candidate ``max_lr`` in every round."""
 
-    keys = ("grid",)
-
     def __init__(self, grid: Sequence[float]) -> None:
         if isinstance(grid, (str, bytes)) or not isinstance(grid, Sequence) or len(grid) == 0:
             raise ConfigError(

@@ -24,8 +24,6 @@ class OneCycle(Shape):
     momentum inversely between 0.85 and 0.95 as Smith & Topin do.
     """
 
-    keys = ("pct_start", "div_factor", "final_div_factor", "anneal_strategy", "three_phase", "cycle_momentum")
-
     def __init__(
         self,
         pct_start: float,

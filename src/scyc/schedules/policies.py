@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import ClassVar
 
 from scyc.registry import ConfigError, Registry
 from scyc.schedules.shapes import check_lr
@@ -35,8 +34,6 @@ def s_curve(sparsity: float, beta: float) -> float:
 
 
 class MaxLRPolicy(ABC):
-    keys: ClassVar[tuple[str, ...]] = ()  # the schedule.* keys the constructor takes (build_schedule hands them over)
-
     @abstractmethod
     def max_lr(self, round_idx: int, sparsity: float) -> float:
         """The peak LR of round ``round_idx`` whose network has the given sparsity."""
@@ -76,8 +73,6 @@ class ConstantPolicy(MaxLRPolicy):
     decaying schedule (constant, lr_rewind), ``max_lr`` for one with a peak (cyclic, warmup, sgdr, one_cycle).
     """
 
-    keys = ("lr", "max_lr")
-
     def __init__(self, lr: float | None = None, max_lr: float | None = None) -> None:
         if (lr is None) == (max_lr is None):
             raise ConfigError(
@@ -98,8 +93,6 @@ class ConstantPolicy(MaxLRPolicy):
 @POLICIES.register("scurve")
 class SCurvePolicy(MaxLRPolicy):
     """S-Cyc's envelope: max_lr = max_lr_low + (max_lr_high - max_lr_low) * S(sparsity; beta)."""
-
-    keys = ("max_lr_low", "max_lr_high", "beta")
 
     def __init__(self, max_lr_low: float, max_lr_high: float, beta: float) -> None:
         check_lr("max_lr_low", max_lr_low)

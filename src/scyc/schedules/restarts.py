@@ -59,8 +59,6 @@ class CosineRestarts(Shape):
     (1 + cos(pi * t / T_i)) / 2, which may end a round mid-cycle.
     """
 
-    keys = ("t0_epochs", "t_mult", "eta_min", "fit_round")
-
     def __init__(self, t0_epochs: int, t_mult: int, eta_min: float, fit_round: bool) -> None:
         self.t0_epochs = check_int("t0_epochs", t0_epochs, 1)
         self.t_mult = check_int("t_mult", t_mult, 1)

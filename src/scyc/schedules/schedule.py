@@ -1,8 +1,8 @@
 """A schedule = an across-round ``max_lr`` policy x a within-round shape.
 
 ``conf/schedule/<option>.yaml`` names a policy and a shape and lists their parameters flat
-(``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two lists it
-in its class attribute ``keys``. Any pair composes from the command line (``schedule.shape=constant``),
+(``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two takes it as a
+keyword parameter of its constructor (``scyc.schema.keyword_params``). Any pair composes from the command line (``schedule.shape=constant``),
 and either piece may be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0)
 belongs to neither: round r's ``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for
 r < lag_rounds); 1 is the timing of the S-Cyc/SILO public code (the sparsity before round r's pruning).
@@ -20,6 +20,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from scyc.registry import ConfigError
 from scyc.schedules.policies import POLICIES, MaxLRPolicy
 from scyc.schedules.shapes import SHAPES, Shape
+from scyc.schema import keyword_params
 
 RESERVED = ("name", "policy", "shape")
 
@@ -73,15 +74,15 @@ def build_schedule(cfg: Mapping[str, Any]) -> Schedule:
     if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
         raise ConfigError(f"schedule.lag_rounds={lag} is not allowed: it must be an integer >= 0")
     params = {k: v for k, v in cfg.items() if k not in RESERVED and v is not None}  # null: unset
-    policy_keys = getattr(POLICIES.get(cfg["policy"]), "keys", ())  # a plug-in without keys takes none
-    shape_keys = getattr(SHAPES.get(cfg["shape"]), "keys", ())
+    policy_keys = keyword_params(POLICIES.get(cfg["policy"]))  # a piece's keys: its constructor's parameters
+    shape_keys = keyword_params(SHAPES.get(cfg["shape"]))
     policy_params = {k: v for k, v in params.items() if k in policy_keys}
     shape_params = {k: v for k, v in params.items() if k in shape_keys}
     unused = sorted(set(params) - set(policy_params) - set(shape_params))
     if unused:
         raise ConfigError(
             f"schedule: key(s) {', '.join(unused)} are used by neither policy '{cfg['policy']}' nor "
-            f"shape '{cfg['shape']}' (a piece lists its keys in its class attribute `keys`; unset them with "
+            f"shape '{cfg['shape']}' (a piece's keys are its constructor's parameters; unset them with "
             f"{' '.join(f'schedule.{k}=null' for k in unused)})"
         )
     policy = POLICIES.build(cfg["policy"], policy_params, key="schedule.policy")  # a missing key: ConfigError

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ConstantLR, CyclicLR, LRScheduler
@@ -58,8 +57,6 @@ def set_lr(optimizer: Optimizer, lr: float) -> None:
 
 
 class Shape(ABC):
-    keys: ClassVar[tuple[str, ...]] = ()  # the schedule.* keys the constructor takes (build_schedule hands them over)
-
     @abstractmethod
     def build(self, optimizer: Optimizer, max_lr: float, total_steps: int, steps_per_epoch: int) -> LRScheduler:
         """A scheduler for one round of ``total_steps`` optimiser steps peaking at ``max_lr``."""
@@ -86,8 +83,6 @@ class Triangular(Shape):
     With h = total_steps / (2 * cycles_per_round): lr(t) = base + (max - base) * (1 - |(t / h mod 2) - 1|) for
     t in [0, total_steps); with one cycle the peak falls at mid-round. Built on ``CyclicLR`` (triangular mode).
     """
-
-    keys = ("base_lr", "cycles_per_round")
 
     def __init__(self, base_lr: float, cycles_per_round: int) -> None:
         self.base_lr = check_lr("base_lr", base_lr)

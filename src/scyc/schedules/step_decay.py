@@ -37,8 +37,6 @@ def check_gamma(gamma: float) -> float:
 class StepDecay(Shape):
     """lr(t) = max_lr * gamma ** #{m in milestones : t >= m * total_steps}  (``MultiStepLR``)."""
 
-    keys = ("milestones", "gamma")
-
     def __init__(self, milestones: Sequence[float], gamma: float) -> None:
         self.milestones = check_milestones(milestones)
         self.gamma = check_gamma(gamma)
@@ -66,8 +64,6 @@ class WarmupStepDecay(StepDecay):
     so a milestone inside the warmup also scales it (``ChainedScheduler`` of ``LinearLR`` and
     ``MultiStepLR``), as in the SILO code (Liu et al. 2023).
     """
-
-    keys = ("warmup_fraction", "milestones", "gamma")
 
     def __init__(self, warmup_fraction: float, milestones: Sequence[float], gamma: float) -> None:
         super().__init__(milestones, gamma)
