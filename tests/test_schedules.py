@@ -38,8 +38,9 @@ def shape_keys(shape: str) -> dict:
     from omegaconf import OmegaConf
 
     from scyc.schedules import SHAPES
+    from scyc.schema import keyword_params
 
-    keys = getattr(SHAPES.get(shape), "keys", ())
+    keys = keyword_params(SHAPES.get(shape))
     for path in sorted((ROOT / "conf" / "schedule").glob("*.yaml")):
         option = OmegaConf.to_container(OmegaConf.load(path))
         if option.get("shape") == shape:
