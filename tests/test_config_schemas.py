@@ -119,3 +119,10 @@ def test_no_config_key_is_typed_any():
                 assert typing.Any not in (typing.get_type_hints(schema)[f.name],), (schema.__name__, f.name)
     assert {f.name for f in dataclasses.fields(TrainConfig)} == set(keys(config_schema())["train"].__dataclass_fields__)
     assert set(keys(Config)) == set(keys(config_schema()))
+
+
+def test_the_dataset_base_holds_exactly_what_build_data_reads():
+    """``DatasetConfig``'s keys are those ``build_data`` keeps for itself; every other key goes to the factory."""
+    from scyc.data import COMMON_KEYS
+
+    assert set(COMMON_KEYS) == {f.name for f in dataclasses.fields(DatasetConfig)} - {"extra"}

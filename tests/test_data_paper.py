@@ -20,9 +20,9 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
 
 def yaml_defaults(name: str) -> dict:
     """conf/dataset/<name>.yaml, the one home of a data set's defaults (its augmentation among them)."""
-    from omegaconf import OmegaConf
+    from options import option_yaml
 
-    return OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
+    return option_yaml("dataset", name)
 
 
 def cifar_cfg(root, **kw):

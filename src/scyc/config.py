@@ -1,17 +1,29 @@
-"""The typed config: the schema Hydra checks overrides against, and the one conversion to typed objects.
+"""The typed config: the sections' dataclasses, the schemas stored for Hydra, and the one conversion to typed objects.
 
-Defaults live in YAML only (``conf/``); the dataclasses below hold types. A field without a default is
-required (OmegaConf's ``???``): composition fails if no YAML sets it. Hydra refuses, at composition,
-a key that does not exist (struct mode) and a value of the wrong type (``pruner.rate=abc``), naming the
-key. Group keys that only some options use (a shape's ``gamma``, a model's ``width``) are ``Optional``
-and ``null`` when unset: an unset key is not passed on, so the constructor's own default applies. A
-schedule option composes from the command line: ``schedule.shape=step_decay +schedule.gamma=0.2``
-(``+`` or not: the key exists, unset), and ``schedule.base_lr=null`` unsets a key the new piece does not use.
+Defaults live in YAML only (``conf/``); the dataclasses hold types. A field without a default is required
+(OmegaConf's ``???``): composition fails if no YAML sets it. Hydra refuses, at composition, a key that does not
+exist (struct mode) and a value of the wrong type (``pruner.rate=abc``), naming the key.
 
-``load`` converts the composed config once (``OmegaConf.to_container``) into a ``Config``; ``validate``
-is the one start-up check of the values Hydra's types cannot express (ranges, combinations). The
-constructors (pruner, schedule, data set, model) check their own parameters when the run is built,
-still before anything is written.
+- **pruner, model, dataset**: ``PrunerConfig``, ``ModelConfig`` and ``DatasetConfig`` hold only the keys every
+  option of the group has. Each option composes against its own schema, a subclass generated from its class's
+  constructor (``scyc.schema.option_schema``) and named first in its YAML's defaults list
+  (``- /schema/pruner/snip@_here_``): a key of another option (``pruner=snip pruner.seed=3``) or a wrongly
+  typed one (``pruner.batches=abc``) is refused by Hydra.
+- **schedule**: a policy x shape pair whose pieces swap on the command line (``schedule.shape=step_decay
+  +schedule.gamma=0.2``; ``+`` or not: the key exists, unset; ``schedule.base_lr=null`` unsets a key the new
+  piece does not use), so its keys stay flat: the composed section's schema is ``ScheduleConfig`` plus every
+  registered piece's keys, typed and ``null`` unless set (``scyc.schema.union_schema``); ``build_schedule``
+  refuses a set key that neither piece in use takes.
+- **train**'s ``eval_batch_size`` (auto or an integer), ``channels_last`` and ``cuda_graphs`` (auto, true or
+  false): OmegaConf 2.3 has no union and its Enum nodes refuse YAML's true/false, so Hydra checks them as strings
+  (``TrainSchema``) and ``TrainConfig`` turns them into ``int | None`` and ``Switch``, refusing anything else in
+  one line naming the key.
+
+``load`` converts the composed config once (``OmegaConf.to_container``) into a ``Config`` whose group sections
+are instances of their options' schemas, and keeps the plain containers as ``config.raw`` (what a run records);
+``validate`` is the one start-up check of the values Hydra's types cannot express (ranges, combinations). The
+constructors (pruner, schedule, data set, model) check their own parameters when the run is built, still before
+anything is written.
 """
 
 from __future__ import annotations
