@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,8 @@ import torch.nn.functional as F
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from scyc.config import Config
+from scyc.config import register_configs
+from scyc.schema import config_schema
 
 log = logging.getLogger("scyc.benchmark")
 
@@ -70,12 +71,11 @@ class BenchmarkSettings:  # the types; the defaults and what each key means: con
     profile_steps: int
 
 
-@dataclass(kw_only=True)
-class BenchmarkSchema(Config):
-    benchmark: BenchmarkSettings
-
-
-# The benchmark's schema is train.py's plus the ``benchmark`` section, under the name config.yaml uses.
+# The benchmark's schema is train.py's (with the options' own schemas) plus the ``benchmark`` section, under the
+# name config.yaml uses.
+register_configs()
+BenchmarkSchema = make_dataclass("BenchmarkSchema", [("benchmark", BenchmarkSettings)], bases=(config_schema(),),
+                                 kw_only=True)  # fmt: skip
 ConfigStore.instance().store(name="scyc_schema", node=BenchmarkSchema)
 
 
