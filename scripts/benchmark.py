@@ -52,8 +52,7 @@ import torch.nn.functional as F
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from scyc.config import register_configs
-from scyc.schema import config_schema
+from scyc.config import config_schema, register_configs
 
 log = logging.getLogger("scyc.benchmark")
 

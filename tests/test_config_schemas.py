@@ -11,10 +11,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from scyc.cli import CONF, compose
-from scyc.config import Config, DatasetConfig, ModelConfig, PrunerConfig, Switch, TrainConfig
+from scyc.config import Config, DatasetConfig, ModelConfig, PrunerConfig, Switch, TrainConfig, option_schemas
 from scyc.help import options
 from scyc.registry import ConfigError
-from scyc.schema import option_schemas
 
 BASES = {"pruner": PrunerConfig, "model": ModelConfig, "dataset": DatasetConfig}
 OPTIONS = [(group, name) for group in BASES for name in options(CONF, group)]
@@ -110,7 +109,7 @@ def test_a_bad_train_switch_is_refused_in_one_line_naming_it(key, value, message
 def test_no_config_key_is_typed_any():
     """Every key of the schema Hydra composes against has a type OmegaConf checks (no ``Any``, ``extra`` excepted:
     a plug-in's own keys, which its class checks)."""
-    from scyc.schema import config_schema, schedule_schema
+    from scyc.config import config_schema, schedule_schema
 
     schemas = [config_schema(), schedule_schema(), *(s for g in option_schemas().values() for s in g.values())]
     for schema in schemas:

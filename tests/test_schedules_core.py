@@ -111,9 +111,10 @@ def test_the_schedule_schema_is_every_pieces_constructor_keys_typed():
     piece's keyword parameters are there, typed by their annotations, null unless set."""
     from dataclasses import MISSING, fields
 
+    from scyc.config import schedule_schema
     from scyc.schedules.policies import POLICIES
     from scyc.schedules.shapes import SHAPES
-    from scyc.schema import keyword_params, schedule_schema
+    from scyc.schema import keyword_params
 
     schema = {f.name: f for f in fields(schedule_schema())}
     for registry in (POLICIES, SHAPES):

@@ -6,7 +6,7 @@ exist (struct mode) and a value of the wrong type (``pruner.rate=abc``), naming 
 
 - **pruner, model, dataset**: ``PrunerConfig``, ``ModelConfig`` and ``DatasetConfig`` hold only the keys every
   option of the group has. Each option composes against its own schema, a subclass generated from its class's
-  constructor (``scyc.schema.option_schema``) and named first in its YAML's defaults list
+  constructor (``scyc.schema.option_schema``, made by ``option_schemas``) and named first in its YAML's defaults list
   (``- /schema/pruner/snip@_here_``): a key of another option (``pruner=snip pruner.seed=3``) or a wrongly
   typed one (``pruner.batches=abc``) is refused by Hydra.
 - **schedule**: a policy x shape pair whose pieces swap on the command line (``schedule.shape=step_decay
@@ -29,6 +29,7 @@ anything is written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, fields
@@ -39,6 +40,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from scyc.registry import ConfigError
+from scyc.schema import option_schema, union_schema
 
 
 @dataclass(kw_only=True)
@@ -232,14 +234,62 @@ class Config:
     deterministic: bool
 
 
+MODEL_FROM_DATA = ("name", "num_classes", "in_channels", "image_size")  # a model factory's, given by the data set
+DATA_FROM_RUN = ("data_dir",)  # a data-set factory's, given by the run
+
+
+@functools.cache
+def option_schemas() -> dict[str, dict[str, type]]:
+    """``{group: {option: schema}}`` for every registered pruner, model (and ``timm``: any timm name) and data set,
+    each generated from its constructor (``scyc.schema.option_schema``)."""
+    from scyc.data import DATASETS  # the registries (torch): their constructors are the schemas
+    from scyc.models import MODELS
+    from scyc.models.timm_models import timm_model
+    from scyc.pruning import PRUNERS
+
+    models = {name: MODELS.get(name) for name in MODELS.names()} | {"timm": timm_model}
+    return {
+        "pruner": {n: option_schema(PrunerConfig, PRUNERS.get(n), n) for n in PRUNERS.names()},
+        "model": {n: option_schema(ModelConfig, f, n, MODEL_FROM_DATA) for n, f in models.items()},
+        "dataset": {n: option_schema(DatasetConfig, DATASETS.get(n), n, DATA_FROM_RUN) for n in DATASETS.names()},
+    }
+
+
+@functools.cache
+def schedule_schema() -> type:
+    """The ``schedule`` section: ``ScheduleConfig`` and every registered piece's keys (``scyc.schema.union_schema``)."""
+    from scyc.schedules import POLICIES, SHAPES
+
+    return union_schema(ScheduleConfig, {f"{r.kind} {n}": r.get(n) for r in (POLICIES, SHAPES) for n in r.names()})
+
+
+@functools.cache
+def config_schema() -> type:
+    """The top-level schema Hydra composes against (``scyc_schema``): ``Config`` with the union schedule and the
+    train section as written (``TrainSchema``)."""
+    specs = [("schedule", schedule_schema()), ("train", TrainSchema)]
+    cls = dataclasses.make_dataclass("ConfigSchema", specs, bases=(Config,), kw_only=True)
+    cls.__module__ = __name__
+    return cls
+
+
+def __getattr__(name: str) -> type:
+    """A generated schema by its class name: what unpickling a composed config asks this module for (a joblib or
+    submitit worker's composed config holds those types)."""
+    if not name.startswith("__"):  # not the import system's questions (``__path__``)
+        made = [config_schema(), schedule_schema(), *(c for g in option_schemas().values() for c in g.values())]
+        found = [c for c in made if c.__name__ == name]
+        if found:
+            return found[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore: ``scyc_schema`` (conf/config.yaml's defaults list names it) and
     ``schema/<group>/<option>`` for every pruner, model and data set (each option's YAML names its own)."""
-    from scyc import schema  # imports the registries (torch): their constructors are the schemas
-
     store = ConfigStore.instance()
-    store.store(name="scyc_schema", node=schema.config_schema())
-    for group, options in schema.option_schemas().items():
+    store.store(name="scyc_schema", node=config_schema())
+    for group, options in option_schemas().items():
         for name, node in options.items():
             store.store(group=f"schema/{group}", name=name, node=node)
 

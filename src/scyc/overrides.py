@@ -34,9 +34,9 @@ def _key(override: str) -> str | None:
 
 
 def schema_keys() -> list[str]:
-    """Every dotted key of the typed schema (``scyc.schema.config_schema``): sections and their fields, with the
+    """Every dotted key of the typed schema (``scyc.config.config_schema``): sections and their fields, with the
     keys of every pruner's, model's and data set's own schema (Hydra refuses those of another option)."""
-    from scyc import schema
+    from scyc import config
 
     keys: list[str] = []
 
@@ -48,8 +48,8 @@ def schema_keys() -> list[str]:
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], f"{prefix}{f.name}.")
 
-    walk(schema.config_schema(), "")
-    for group, options in schema.option_schemas().items():
+    walk(config.config_schema(), "")
+    for group, options in config.option_schemas().items():
         for option in options.values():
             walk(option, f"{group}.")
     return keys

@@ -2,8 +2,8 @@
 
 A registered class's config keys are its constructor's keyword parameters, typed by their annotations; no list of
 keys is written by hand. ``option_schema`` makes one dataclass per option (a subclass of its group's base in
-``scyc.config``: the keys every option has), which ``scyc.config.register_configs`` stores in Hydra's ConfigStore
-as ``schema/<group>/<name>``; each option's YAML names its schema first in its defaults list
+``scyc.config``: the keys every option has), which ``scyc.config.register_configs`` makes for every registered
+pruner, model and data set and stores in Hydra's ConfigStore as ``schema/<group>/<name>``; each option's YAML names its schema first in its defaults list
 (``- /schema/pruner/snip@_here_``), so the composed section takes that type, and Hydra refuses at composition a
 key of another option (``pruner=snip pruner.seed=3``) or a wrongly typed value (``pruner.batches=abc``), naming
 the key.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import functools
 import inspect
 import types
 import typing
@@ -100,65 +99,8 @@ def union_schema(base: type, factories: dict[str, Callable[..., Any]]) -> type:
 
 
 def _made(name: str, specs: list[Any], base: type) -> type:
-    """A dataclass of this module (by name: a composed config that holds it pickles, for joblib's and submitit's
-    workers, whose ``import scyc.schema`` makes it again through the module's ``__getattr__``)."""
+    """A dataclass of its base's module, by name: a composed config that holds it pickles (for joblib's and
+    submitit's workers), and that module makes it again when asked for it (``scyc.config.__getattr__``)."""
     cls = dataclasses.make_dataclass(name, specs, bases=(base,), kw_only=True)
-    cls.__module__ = __name__
+    cls.__module__ = base.__module__
     return cls
-
-
-# ---------------------------------------------------------------------------------------------- this project's
-MODEL_FROM_DATA = ("name", "num_classes", "in_channels", "image_size")  # a model's, given by the data set
-DATA_FROM_RUN = ("data_dir",)  # a data set's, given by the run
-
-
-@functools.cache
-def option_schemas() -> dict[str, dict[str, type]]:
-    """``{group: {option: schema}}`` for every registered pruner, model (and ``timm``: any timm name), data set."""
-    from scyc import config
-    from scyc.data import DATASETS
-    from scyc.models import MODELS
-    from scyc.models.timm_models import timm_model
-    from scyc.pruning import PRUNERS
-
-    models = {name: MODELS.get(name) for name in MODELS.names()} | {"timm": timm_model}
-    return {
-        "pruner": {n: option_schema(config.PrunerConfig, PRUNERS.get(n), n) for n in PRUNERS.names()},
-        "model": {n: option_schema(config.ModelConfig, f, n, MODEL_FROM_DATA) for n, f in models.items()},
-        "dataset": {
-            n: option_schema(config.DatasetConfig, DATASETS.get(n), n, DATA_FROM_RUN) for n in DATASETS.names()
-        },
-    }
-
-
-@functools.cache
-def schedule_schema() -> type:
-    """The ``schedule`` section: name, policy, shape, lag_rounds, extra and every registered piece's keys."""
-    from scyc import config
-    from scyc.schedules import POLICIES, SHAPES
-
-    pieces = {f"{r.kind} {n}": r.get(n) for r in (POLICIES, SHAPES) for n in r.names()}
-    return union_schema(config.ScheduleConfig, pieces)
-
-
-@functools.cache
-def config_schema() -> type:
-    """The top-level schema Hydra composes against (``scyc_schema``): ``scyc.config.Config`` with the union schedule
-    and the train section as written (``scyc.config.TrainSchema``)."""
-    from scyc import config
-
-    specs = [("schedule", schedule_schema()), ("train", config.TrainSchema)]
-    cls = dataclasses.make_dataclass("ConfigSchema", specs, bases=(config.Config,), kw_only=True)
-    cls.__module__ = __name__
-    return cls
-
-
-def __getattr__(name: str) -> type:
-    """A generated schema by its class name (what unpickling a composed config asks this module for)."""
-    if name.startswith("__"):  # the import system's questions (``__path__``): not a schema
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    made = [config_schema(), schedule_schema(), *(c for g in option_schemas().values() for c in g.values())]
-    found = [c for c in made if c.__name__ == name]
-    if not found:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return found[0]
