@@ -125,3 +125,21 @@ def test_the_dataset_base_holds_exactly_what_build_data_reads():
     from scyc.data import COMMON_KEYS
 
     assert set(COMMON_KEYS) == {f.name for f in dataclasses.fields(DatasetConfig)} - {"extra"}
+
+
+def test_hydra_config_yaml_records_the_train_switches_as_written(tmp_path):
+    """.hydra/config.yaml (what the tables read) holds 512 and true, as before the schema held them as strings."""
+    import yaml
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from scyc import rundir
+    from scyc.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["train.eval_batch_size=512", "train.channels_last=true"])
+    assert cfg.train.eval_batch_size == "512"  # the schema's string
+    rundir.accept(tmp_path, cfg, overrides=["train.eval_batch_size=512", "train.channels_last=true"])
+    train = yaml.safe_load((tmp_path / ".hydra" / "config.yaml").read_text())["train"]
+    assert (train["eval_batch_size"], train["channels_last"], train["cuda_graphs"]) == (512, True, "auto")

@@ -172,16 +172,27 @@ class TrainConfig:
         self.channels_last = Switch.parse("train.channels_last", self.channels_last)
         self.cuda_graphs = Switch.parse("train.cuda_graphs", self.cuda_graphs)
 
-    def written(self) -> dict[str, Any]:
-        """The switches as YAML writes them: ``auto``, an integer, true or false (what a run records)."""
-        ebs = "auto" if self.eval_batch_size is None else self.eval_batch_size
-        return {"eval_batch_size": ebs, "channels_last": self.channels_last.written,
-                "cuda_graphs": self.cuda_graphs.written}  # fmt: skip
-
 
 # What Hydra checks of ``train``: OmegaConf 2.3 has no Union (``auto`` or an integer), and its Enum nodes refuse
 # YAML's true/false, so the three switches are strings there; TrainConfig turns them into typed values.
 SWITCHES = ("eval_batch_size", "channels_last", "cuda_graphs")
+
+
+def written_switches(train: dict[str, Any]) -> dict[str, Any]:
+    """The ``train`` switches of a plain section as YAML writes them (``auto``, ``512``, ``true``; the schema holds
+    them as strings): what a run records, in ``config.raw`` and in .hydra/config.yaml. An interpolation is left."""
+    written: dict[str, Any] = {}
+    for key in SWITCHES:
+        if key not in train or str(train[key]).startswith("${"):
+            continue
+        if key == "eval_batch_size":
+            size = parse_batch_size(f"train.{key}", train[key])
+            written[key] = "auto" if size is None else size
+        else:
+            written[key] = Switch.parse(f"train.{key}", train[key]).written
+    return written
+
+
 TrainSchema = dataclasses.make_dataclass(
     "TrainSchema",
     [(k, str if k in SWITCHES else t) for k, t in typing.get_type_hints(TrainConfig).items()],
@@ -322,7 +333,7 @@ def load(cfg: DictConfig | Config) -> Config:
         values[f.name] = value
     config = Config(**values)  # sections a script adds to the schema (e.g. ``benchmark``) are its own
     if isinstance(raw.get("train"), dict):
-        raw["train"].update(config.train.written())
+        raw["train"].update(written_switches(raw["train"]))
     config.raw = raw  # type: ignore[attr-defined]  (an attribute, not a config key)
     return config
 

@@ -219,8 +219,13 @@ def accept(run_dir: Path, cfg: DictConfig, overrides: list[str] | None = None) -
     for note in _NOTES:
         log.warning(note)
     _NOTES.clear()
+    from scyc.config import written_switches
+
     hydra_dir = run_dir / ".hydra"
-    atomic_write(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    config = OmegaConf.to_container(cfg)  # as Hydra writes it (unresolved), the train switches as YAML writes them
+    if isinstance(config.get("train"), dict):
+        config["train"].update(written_switches(config["train"]))
+    atomic_write(hydra_dir / "config.yaml", OmegaConf.to_yaml(config))
     if overrides is not None:
         atomic_write(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
     elif HydraConfig.initialized():
