@@ -3,8 +3,8 @@
 ``model=resnet50`` and ``model=timm model.name=<timm name>`` both land here: a model name that no
 ``@MODELS.register`` claims is looked up in timm. ``small_input=true`` adapts a ResNet-style stem
 (timm's ``conv1`` + ``maxpool``) to small images such as Tiny-ImageNet's 64x64: a 3x3 stride-1
-convolution and no max pool, so the last stage sees 8x8 instead of 2x2 feature maps. Other keys of
-the model config are passed to ``timm.create_model`` (e.g. ``+model.drop_rate=0.1``).
+convolution and no max pool, so the last stage sees 8x8 instead of 2x2 feature maps. The keys under
+``model.extra`` are passed to ``timm.create_model`` (e.g. ``model.extra.drop_rate=0.1``).
 """
 
 from __future__ import annotations
