@@ -131,9 +131,9 @@ def reference(cfg, exp, bs: int, lr: float, warmup: int, steps: int, repeats: in
         exp.cfg.model.name, num_classes=raw.num_classes, in_channels=raw.in_channels, image_size=raw.image_size,
         **exp.cfg.model.options(),
     ).to(dev)  # fmt: skip
-    model.load_state_dict(exp.model.state_dict())
+    model.load_state_dict(exp.state.model.state_dict())
     params = dict(model.named_parameters())
-    masks = {name: m.bool().cpu().numpy() for name, m in zip(exp.masks.names, exp.masks.masks)}
+    masks = {name: m.bool().cpu().numpy() for name, m in zip(exp.state.masks.names, exp.state.masks.masks)}
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
     x, y = exp.data.train[0].cpu(), exp.data.train[1].cpu()
 
@@ -208,6 +208,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     from scyc import rundir
     from scyc.cli import build_run
+    from scyc.lifecycle.loop import prune
     from scyc.training import evaluate, make_optimizer, train_epoch
     from scyc.utils import atomic_write, resolve_device
 
@@ -222,7 +223,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError(f"benchmark.{key}={b[key]} is not allowed: it must be an integer >= {least}")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     exp = build_run(cfg, run_dir)
-    rundir.accept(run_dir, cfg)  # accepted (the Experiment checked the rest): .hydra/ records the call
+    rundir.accept(run_dir, cfg)  # accepted (the build checked the rest): .hydra/ records the call
     dev, tcfg = exp.device, cfg.train
     bs = int(tcfg.batch_size)
     max_lr = exp.schedule.max_lr(0, 0.0)
@@ -232,13 +233,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for _ in range(max(1, int(b.sparsity_rounds))):
         sync(dev)
         t0 = time.perf_counter()
-        exp.prune()
+        prune(exp)
         sync(dev)
         prune_times.append(time.perf_counter() - t0)
 
     # one optimiser per loop: with train.cuda_graphs each holds its captured step (masked or not)
-    optimizers = {m: make_optimizer(exp.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov) for m in (1, 0)}
-    batches = cycle_batches(exp.data.loader("train", bs, train=True, generator=exp.generator))
+    optimizers = {
+        m: make_optimizer(exp.state.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov) for m in (1, 0)
+    }
+    batches = cycle_batches(exp.data.loader("train", bs, train=True, generator=exp.state.generator))
     amp, graphs = exp.speed.autocast_dtype, exp.speed.cuda_graphs
 
     def ours(steps: int, masked: bool) -> float:
@@ -246,8 +249,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         scheduler = exp.schedule.build_round(opt, max_lr, steps, max(1, len(exp.data.train[0]) // bs))
         sync(dev)
         t0 = time.perf_counter()
-        mask = exp.masks if masked else None
-        res = train_epoch(exp.net, itertools.islice(batches, steps), opt, scheduler, mask, False, amp, graphs)
+        mask = exp.state.masks if masked else None
+        res = train_epoch(exp.trainer.net, itertools.islice(batches, steps), opt, scheduler, mask, False, amp, graphs)
         sync(dev)
         return res.examples / (time.perf_counter() - t0)
 
@@ -264,12 +267,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         masked.append(got[True])
         unmasked.append(got[False])
         ratios.append(got[True] / got[False])
-    exp.masks.apply_()
+    exp.state.masks.apply_()
     apply_times = []
     for _ in range(50):
         sync(dev)
         t0 = time.perf_counter()
-        exp.masks.apply_()
+        exp.state.masks.apply_()
         sync(dev)
         apply_times.append(time.perf_counter() - t0)
 
@@ -281,11 +284,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return time.perf_counter() - t0
 
     ebs, eval_images = exp.speed.eval_batch_size, int(b.steps) * bs  # our evaluation rate: as many images as a run
-    evaluate(exp.net, exp.data.loader("test", ebs), amp)  # warm-up
-    eval_seconds = timed(evaluate, exp.net, exp.data.loader("test", ebs), amp)
+    evaluate(exp.trainer.net, exp.data.loader("test", ebs), amp)  # warm-up
+    eval_seconds = timed(evaluate, exp.trainer.net, exp.data.loader("test", ebs), amp)
     eval_batches = exp.data.loader("train", ebs)
     eval_ips = eval_images / timed(
-        evaluate, exp.net, itertools.islice(cycle_batches(eval_batches), -(-eval_images // ebs)), amp
+        evaluate, exp.trainer.net, itertools.islice(cycle_batches(eval_batches), -(-eval_images // ebs)), amp
     )
     ips, un = len(masked) / sum(1 / v for v in masked), len(unmasked) / sum(1 / v for v in unmasked)
     # whether the "graphs" rows timed replayed CUDA graphs (a failed capture falls back to eager steps)
@@ -318,7 +321,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "repeats": int(b.repeats),
         "chunk_steps": chunk,
         "pairs": n_pairs,
-        "sparsity": exp.masks.sparsity(),
+        "sparsity": exp.state.masks.sparsity(),
         "precision": "bf16" if amp is not None else "fp32",
         "channels_last": exp.speed.channels_last,
         "compile": exp.speed.compile,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from scyc.config import Config
-    from scyc.experiment import Experiment
+    from scyc.lifecycle.build import Run
 
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/ (the package is installed editable)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's, as in a CLI run's train.log
@@ -124,7 +124,7 @@ def train(cfg: DictConfig) -> float:
                 config = load(cfg)
                 validate(config)  # the one validation pass; the constructors below check their own parameters
                 _note_paper_preset(HydraConfig.get().runtime.choices)
-                experiment = build_run(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
+                run = build_run(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
             if env.is_main:  # accepted: now .hydra/ records this invocation
                 rundir.accept(run_dir, cfg)
         except rundir.RunComplete as done:
@@ -147,7 +147,7 @@ def train(cfg: DictConfig) -> float:
             print(f"interrupted: {_interrupt(exc)}; nothing was written", file=sys.stderr)
             sys.exit(getattr(exc, "exit_code", 130))
         try:
-            return float(experiment.run()["final_val_acc"])
+            return float(run_rounds(run)["final_val_acc"])
         except KeyboardInterrupt as exc:  # guards.RunInterrupted, or a signal that came before the run's handler
             print(f"interrupted: {_interrupt(exc)}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
             code = getattr(exc, "exit_code", 130)
@@ -240,14 +240,21 @@ def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | 
         rundir.API_CALL = None
 
 
-def build_run(cfg: Config | DictConfig, run_dir: str | os.PathLike, resume: Any = None) -> Experiment:
+def build_run(cfg: Config | DictConfig, run_dir: str | os.PathLike, resume: Any = None) -> Run:
     """The run of ``cfg`` in ``run_dir``, built: every component assembled and checked once (state, data, model,
-    pruner, schedule, speed, outputs, callbacks, the start-up checks), nothing trained or written yet; its ``run()``
-    trains it. The one public way to build a run: ``train.py``, ``scyc.run`` and the scripts go through here
+    pruner, schedule, speed, outputs, callbacks, the start-up checks), nothing trained or written yet;
+    ``run_rounds`` trains it. The one public way to build a run: ``train.py``, ``scyc.run`` and the scripts go through here
     (``resume``: the checkpoint ``scyc.rundir.prepare`` found, or None)."""
-    from scyc.experiment import Experiment
+    from scyc.lifecycle import build
 
-    return Experiment(cfg, Path(run_dir), resume=resume)
+    return build.build_run(cfg, Path(run_dir), resume=resume)
+
+
+def run_rounds(run: Run) -> dict[str, Any]:
+    """Train a built run round after round (``scyc.lifecycle.loop``); returns its summary."""
+    from scyc.lifecycle.loop import run_rounds as loop
+
+    return loop(run)
 
 
 def compose(overrides: Sequence[str] = ()) -> Config:
@@ -282,7 +289,7 @@ def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str
     from scyc import rundir
 
     try:
-        experiment = build_run(config, run_dir, resume=rundir.prepare(config, run_dir))
+        run = build_run(config, run_dir, resume=rundir.prepare(config, run_dir))
     except rundir.RunComplete as done:  # nothing to do, or refused: the run dir as this call found it
         rundir.abandon(run_dir)
         return done.summary
@@ -297,7 +304,7 @@ def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str
     level = logger.level
     logger.setLevel(logging.INFO if level == logging.NOTSET else level)
     try:
-        return experiment.run()
+        return run_rounds(run)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)

@@ -494,7 +494,8 @@ def check_analysis_config(cfg: Mapping[str, Any]) -> None:
 
 
 class GradientAnalysis(Callback):
-    """Measures the gradient distribution at the start and end of every round; writes ``grad_stats.csv``,
+    """Measures the gradient distribution at the start of every round (``measure``, a step of the round loop, whose
+    result a policy read from gradients gets) and at its end (``on_round_end``); writes ``grad_stats.csv``,
     ``grad_hist.npz`` and logs the statistics and histograms to W&B (``grad/<when>/<layer>/<stat>``)."""
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:  # its values checked once, by config.validate
@@ -516,9 +517,6 @@ class GradientAnalysis(Callback):
         self.outputs = run.outputs
         run.outputs.wandb.define_metric("grad/*", step_metric="round/index")
         run.outputs.wandb.define_metric("grad_hist/*", step_metric="round/index")
-
-    def on_round_start(self, run: RunView, round_idx: int) -> None:
-        self.latest_start = self.measure(run, round_idx, "start")  # what a policy read from gradients uses
 
     # A resumed run continues with the same fixed bins and the earlier measurements (checkpointed).
     def state_dict(self) -> dict[str, Any]:
