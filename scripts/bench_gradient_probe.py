@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 
 from scyc.cli import build_run
 from scyc.config import register_configs
-from scyc.training import make_optimizer, train_epoch
+from scyc.lifecycle.training import make_optimizer, train_epoch
 
 
 def sync(device: torch.device) -> None:

@@ -6,7 +6,7 @@
 Same Hydra config and overrides as ``train.py`` (conf/benchmark.yaml = conf/config.yaml + a ``benchmark``
 section). In one process, on the chosen device, it measures
 
-1. ``images_per_s``: our loop (``scyc.training.train_epoch``: device-resident batches with on-device
+1. ``images_per_s``: our loop (``scyc.lifecycle.training.train_epoch``: device-resident batches with on-device
    augmentation, the configured precision / channels_last / compile, fused or foreach SGD, the schedule
    stepped every step, masks applied with one foreach multiply per step);
 2. ``unmasked_images_per_s``: the same loop without the mask multiply;
@@ -206,11 +206,11 @@ def profile(train_steps, steps: int, device: torch.device, path: Path, top: int 
 def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
-    from scyc import rundir
     from scyc.cli import build_run
+    from scyc.foundations.utils import atomic_write, resolve_device
+    from scyc.lifecycle import rundir
     from scyc.lifecycle.loop import prune
-    from scyc.training import evaluate, make_optimizer, train_epoch
-    from scyc.utils import atomic_write, resolve_device
+    from scyc.lifecycle.training import evaluate, make_optimizer, train_epoch
 
     b = cfg.benchmark
     if b.chunk_steps == "auto":
@@ -218,7 +218,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for key in ("steps", "warmup", "repeats", "chunk_steps", "reference_repeats", "sparsity_rounds", "profile_steps"):
         least = 0 if key in ("warmup", "sparsity_rounds", "profile_steps") else 1
         if int(b[key]) < least:
-            from scyc.registry import ConfigError
+            from scyc.foundations.registry import ConfigError
 
             raise ConfigError(f"benchmark.{key}={b[key]} is not allowed: it must be an integer >= {least}")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -386,8 +386,8 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from scyc import rundir
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
+    from scyc.lifecycle import rundir
 
     try:
         run(cfg)

@@ -91,7 +91,7 @@ def test_scripts_import_the_installed_package():
 
 def test_only_the_entry_point_imports_the_run_builder():
     """scyc.lifecycle.build (the run's assembly) is imported by scyc.cli alone; every other module and script builds
-    a run through scyc.cli.build_run, and callbacks see it through scyc.callbacks.RunView."""
+    a run through scyc.cli.build_run, and callbacks see it through scyc.lifecycle.callbacks.RunView."""
     importers = sorted(m for m, deps in import_graph().items() if "scyc.lifecycle.build" in deps)
     assert importers == ["scyc.cli"]
     scripts = sorted(p.name for p in (ROOT / "scripts").glob("*.py") if "scyc.lifecycle.build" in module_imports(p))

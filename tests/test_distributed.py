@@ -20,10 +20,10 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from scyc import distributed
 from scyc.data import Augment
 from scyc.data.loader import TensorLoader
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
+from scyc.platforms import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["pruner.rounds=2", "train.epochs=1", "dataset.train_subset=1024", "dataset.val_size=500", "device=cpu"]

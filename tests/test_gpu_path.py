@@ -15,13 +15,13 @@ from conftest import ROOT, run_train
 from options import train_cfg
 from torch import nn
 
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.training import CudaGraphStep, make_optimizer, train_epoch
 from scyc.models import create_model
 from scyc.models.pooling import GlobalAvgPool
+from scyc.platforms.speed import Speed
 from scyc.pruning.base import PRUNERS, Pruner
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
-from scyc.speed import Speed
-from scyc.training import CudaGraphStep, make_optimizer, train_epoch
 
 TINY = ["dataset.train_subset=500", "dataset.val_size=100", "pruner.rounds=2", "train.epochs=1"]
 TESTS_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}

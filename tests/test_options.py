@@ -12,9 +12,9 @@ import torch
 from scyc.cli import CONF, compose
 from scyc.data import COMMON_KEYS, DATASETS, build_data
 from scyc.help import options
+from scyc.lifecycle.rundir import config_differences
 from scyc.models import MODELS, create_model
 from scyc.pruning import PRUNERS
-from scyc.rundir import config_differences
 from scyc.schedules import POLICIES, SHAPES, build_schedule
 
 GROUPS = ("schedule", "pruner", "model", "dataset")

@@ -13,8 +13,8 @@ from hydra import compose, initialize_config_dir
 
 from scyc.cli import build_run, run_rounds
 from scyc.config import register_configs
-from scyc.registry import ConfigError
-from scyc.state import EpochRecord, RoundResult
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.state import EpochRecord, RoundResult
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [0.2, 0.01, 0.1, 0.05]  # deliberately unsorted

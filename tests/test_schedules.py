@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scyc.config import register_configs
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.schedules.simulate import pruning_sparsities, round_trace, simulate
 

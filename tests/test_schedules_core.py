@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules import build_schedule, s_curve
 
 
@@ -147,7 +147,7 @@ def test_registry_turns_a_key_the_factory_does_not_take_into_a_config_error():
 def test_registry_tells_a_config_key_from_a_bug_inside_the_factory_also_through_a_decorator():
     import functools
 
-    from scyc.registry import Registry
+    from scyc.foundations.registry import Registry
 
     def logged(fn):
         @functools.wraps(fn)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult, RunState
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
-from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult, RunState
 
 
 def test_csv_columns_name_every_field_once():

@@ -24,7 +24,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 
 @dataclass(kw_only=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from scyc.analysis.figures import RunFiguresCallback, make_figures
 from scyc.analysis.gradients import GradientAnalysis, GradientProbe
-from scyc.callbacks import Callback
+from scyc.lifecycle.callbacks import Callback
 
 __all__ = ["GradientAnalysis", "GradientProbe", "RunFiguresCallback", "analysis_callbacks", "make_figures"]
 

@@ -65,15 +65,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scyc.callbacks import Callback, RunView
 from scyc.data.loader import TensorLoader, augment_batch
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import atomic_write
+from scyc.lifecycle.callbacks import Callback, RunView
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
-from scyc.utils import atomic_write
 
 if TYPE_CHECKING:
     from scyc.data import DataSplits
-    from scyc.state import RoundResult
+    from scyc.lifecycle.state import RoundResult
 
 log = logging.getLogger(__name__)
 

@@ -15,24 +15,25 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from scyc import checkpoint, distributed, guards, rundir
 from scyc.analysis import GradientAnalysis, analysis_callbacks
-from scyc.callbacks import Callback, RunView
 from scyc.config import Config, load, validate
 from scyc.data import DataSplits, build_data
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import resolve_device, seed_everything
+from scyc.lifecycle import checkpoint, guards, rundir
+from scyc.lifecycle.callbacks import Callback, RunView
+from scyc.lifecycle.oracle import Oracle
+from scyc.lifecycle.preflight import run_preflight
 from scyc.lifecycle.rounds import RoundTrainer
+from scyc.lifecycle.state import RunState, check_fits
+from scyc.lifecycle.tracking import RunOutputs
 from scyc.models import create_model
-from scyc.oracle import Oracle
-from scyc.preflight import run_preflight
+from scyc.platforms import distributed
+from scyc.platforms.speed import Speed
 from scyc.pruning import PRUNERS, RESETS, MaskSet
 from scyc.pruning.accounting import pruning_callbacks
 from scyc.pruning.base import Pruner, predicted_sparsities
-from scyc.registry import ConfigError
 from scyc.schedules import MeasuredPolicy, Schedule, build_schedule
-from scyc.speed import Speed
-from scyc.state import RunState, check_fits
-from scyc.tracking import RunOutputs
-from scyc.utils import resolve_device, seed_everything
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Run:
     oracle: Oracle
     checkpointer: checkpoint.Checkpointer
     stop: guards.StopRequest
-    resume: tuple[dict[str, Any], Path] | None  # the checkpoint to continue from (scyc.rundir.prepare)
+    resume: tuple[dict[str, Any], Path] | None  # the checkpoint to continue from (scyc.lifecycle.rundir.prepare)
     data_fingerprint: dict[str, Any]
     data_change: Any  # what differs from the checkpoint's data (resume_allow_data_change=true), else None
     view: RunView = field(init=False)  # what the callbacks see
@@ -78,7 +79,7 @@ class Run:
 
 
 def build_run(cfg: Config | DictConfig, run_dir: str | Path, resume: tuple[dict[str, Any], Path] | None = None) -> Run:
-    """Assemble the run of ``cfg`` in ``run_dir`` (``resume``: the checkpoint ``scyc.rundir.prepare`` found)."""
+    """Assemble the run of ``cfg`` in ``run_dir`` (``resume``: the checkpoint ``scyc.lifecycle.rundir.prepare`` found)."""
     if not isinstance(cfg, Config):  # scripts and tests; train.py's entry point validates before run_dir
         cfg = load(cfg)
         validate(cfg)
@@ -113,7 +114,7 @@ def build_run(cfg: Config | DictConfig, run_dir: str | Path, resume: tuple[dict[
     state = RunState(model, masks, generator, snapshots={"init": copy.deepcopy(model.state_dict())})
     # What trains: DDP (data-parallel runs) around the model, compiled when train.compile; shares its Parameters.
     train_model = speed.prepare(dist.wrap(model)) if dist.enabled else net
-    stop = guards.StopRequest()  # SIGINT/SIGTERM -> stop at the last checkpoint (scyc.guards)
+    stop = guards.StopRequest()  # SIGINT/SIGTERM -> stop at the last checkpoint (scyc.lifecycle.guards)
     outputs = RunOutputs(run_dir, is_main=dist.is_main)
     trainer = RoundTrainer(cfg.train, schedule, state, data, speed, dist, net, train_model, stop, outputs)
     callbacks: list[Callback] = [
@@ -129,13 +130,13 @@ def build_run(cfg: Config | DictConfig, run_dir: str | Path, resume: tuple[dict[
         stop=stop, resume=resume, data_fingerprint=fingerprint, data_change=data_change,
     )  # fmt: skip
     check_schedule(run)
-    # Last: a tiny batch through every path the run takes (scyc.preflight); the run's state is kept as it was.
+    # Last: a tiny batch through every path the run takes (scyc.lifecycle.preflight); the run's state is kept as it was.
     run.preflight_seconds = run_preflight(run)
     return run
 
 
 def check_schedule(run: Run) -> None:
-    """The schedule's start-up checks over the rounds' predicted sparsities (scyc.guards.preflight_schedule)."""
+    """The schedule's start-up checks over the rounds' predicted sparsities (scyc.lifecycle.guards.preflight_schedule)."""
     cfg, schedule, measured = run.cfg, run.schedule, run.measured
     if measured is not None and run.gradients is None:
         raise ConfigError(f"schedule={schedule.name} reads max_lr from the gradient measurement: it needs "

@@ -23,18 +23,18 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from scyc import checkpoint, guards, rundir
-from scyc.callbacks import Callback
+from scyc.foundations.utils import write_failure
+from scyc.lifecycle import checkpoint, guards, rundir
+from scyc.lifecycle.callbacks import Callback
 from scyc.lifecycle.rounds import Resumed, RoundProgress
+from scyc.lifecycle.tracking import provenance
 from scyc.pruning import PruneContext
-from scyc.sweeps import wandb_settings
-from scyc.tracking import provenance
-from scyc.utils import write_failure
+from scyc.sweep.sweeps import wandb_settings
 
 if TYPE_CHECKING:
     from scyc.analysis.gradients import Measurement
     from scyc.lifecycle.build import Run
-    from scyc.state import EpochRecord, RoundResult
+    from scyc.lifecycle.state import EpochRecord, RoundResult
 
 log = logging.getLogger("scyc")
 

@@ -18,15 +18,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from scyc import distributed, guards
 from scyc.config import TrainConfig
 from scyc.data import DataSplits
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle import guards
+from scyc.lifecycle.state import EpochRecord, RoundResult, RunState
+from scyc.lifecycle.tracking import RunOutputs
+from scyc.lifecycle.training import CudaGraphStep, evaluate, make_optimizer, train_epoch
+from scyc.platforms import distributed
+from scyc.platforms.speed import Speed
 from scyc.schedules import Schedule
-from scyc.speed import Speed
-from scyc.state import EpochRecord, RoundResult, RunState
-from scyc.tracking import RunOutputs
-from scyc.training import CudaGraphStep, evaluate, make_optimizer, train_epoch
 
 
 @dataclass

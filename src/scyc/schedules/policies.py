@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import ClassVar
 
-from scyc.registry import ConfigError, Registry
+from scyc.foundations.registry import ConfigError, Registry
 from scyc.schedules.shapes import check_lr
 
 POLICIES: Registry[MaxLRPolicy] = Registry("schedule.policy")

@@ -17,7 +17,7 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules.policies import POLICIES, MaxLRPolicy
 from scyc.schedules.shapes import SHAPES, Shape
 
@@ -51,7 +51,7 @@ class Schedule:
     @property
     def cycles_momentum(self) -> bool:
         """Whether the shape changes SGD's momentum inside a round (``one_cycle`` with ``cycle_momentum=true``):
-        a CUDA graph bakes momentum in at capture (``scyc.speed``)."""
+        a CUDA graph bakes momentum in at capture (``scyc.platforms.speed``)."""
         return bool(getattr(self.shape, "cycle_momentum", False))
 
     def build_round(self, optimizer: Optimizer, max_lr: float, total_steps: int, steps_per_epoch: int) -> LRScheduler:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ConstantLR, CyclicLR, LRScheduler
 
-from scyc.registry import ConfigError, Registry
+from scyc.foundations.registry import ConfigError, Registry
 
 SHAPES: Registry[Shape] = Registry("schedule.shape")
 

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 if TYPE_CHECKING:
+    from scyc.lifecycle.training import EpochResult
     from scyc.schedules import Schedule
-    from scyc.training import EpochResult
 
 log = logging.getLogger("scyc")
 
@@ -225,7 +225,7 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
 
 def configure_determinism(enabled: bool, device: torch.device) -> None:
     """``deterministic=true``: deterministic kernels only (an op without one raises; the start-up preflight,
-    ``scyc.preflight``, meets it on a tiny batch), no cuDNN autotuning. ``deterministic=false`` on CUDA lets
+    ``scyc.lifecycle.preflight``, meets it on a tiny batch), no cuDNN autotuning. ``deterministic=false`` on CUDA lets
     cuDNN benchmark its algorithms (``cudnn.benchmark``: the batches have fixed shapes). ``determinism_scope``
     puts every switch back when the job ends.
 

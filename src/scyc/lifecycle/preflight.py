@@ -11,7 +11,7 @@ compile. ``run_preflight`` takes one tiny batch (16 images; a full batch with ``
 2. the evaluation (``evaluate`` on the model that runs forward, compiled or not);
 3. the gradient measurement (``analysis.grad_every_round``: a ``GradientProbe`` on that batch);
 4. the pruning selection (the configured pruner's scores and its exact selection; the masks are discarded);
-5. the copy of the run's state that the oracle (``scyc.oracle``) takes and restores for every candidate: the
+5. the copy of the run's state that the oracle (``scyc.lifecycle.oracle``) takes and restores for every candidate: the
    preflight itself restores the run through that path, so the run starts from exactly the state it had
    (weights, BatchNorm statistics, masks, every RNG and the data generator) and its results do not change.
 
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.training import CudaGraphStep, evaluate, make_optimizer, train_epoch
 from scyc.pruning import PruneContext
-from scyc.registry import ConfigError
-from scyc.training import CudaGraphStep, evaluate, make_optimizer, train_epoch
 
 if TYPE_CHECKING:
     from scyc.lifecycle.build import Run

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
     from scyc.config import Config
     from scyc.data import DataSplits
+    from scyc.lifecycle.state import RoundResult, RunState
+    from scyc.lifecycle.tracking import RunOutputs
     from scyc.pruning.masks import MaskSet
-    from scyc.state import RoundResult, RunState
-    from scyc.tracking import RunOutputs
 
 
 class RunView:

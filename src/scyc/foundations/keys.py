@@ -1,7 +1,7 @@
 """The one list of config keys that change nothing a run computes.
 
-Used wherever runs are compared by their config: the resume check (``scyc.rundir``: a resumed run may change
-these), a sweep's W&B group (``scyc.sweeps``: left out of it) and the results tables (``scyc.tables``: never a
+Used wherever runs are compared by their config: the resume check (``scyc.lifecycle.rundir``: a resumed run may change
+these), a sweep's W&B group (``scyc.sweep.sweeps``: left out of it) and the results tables (``scyc.sweep.tables``: never a
 row key, so a sweep resumed with ``resume=true`` or with its data moved stays one row per schedule). A key
 matches an entry when it is the entry or lies below it (``checkpoint.keep`` below ``checkpoint``).
 """

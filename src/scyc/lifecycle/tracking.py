@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
-from scyc.utils import NoSpaceLeft, atomic_write, atomic_write_json, overwrite_in_place
+from scyc.foundations.utils import NoSpaceLeft, atomic_write, atomic_write_json, overwrite_in_place
+from scyc.lifecycle.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
 from scyc.version import __version__
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ class RunOutputs:
 
 def provenance() -> dict[str, Any]:
     """Versions and the command line, for summary.json."""
-    from scyc import rundir
+    from scyc.lifecycle import rundir
 
     return {
         "versions": {"scyc": __version__, "torch": torch.__version__, "python": platform.python_version()},

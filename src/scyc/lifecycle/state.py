@@ -3,7 +3,7 @@
 ``RunState`` owns the model, the masks, the snapshots the resets need (``init``, ``rewind``), the
 data/augmentation generator (and with it every global RNG), the global step and the rows recorded so
 far. The round in progress (optimiser, LR scheduler, best-validation tracking) and the callbacks own
-their own ``state_dict``s; ``scyc.checkpoint`` only writes and reads the files.
+their own ``state_dict``s; ``scyc.lifecycle.checkpoint`` only writes and reads the files.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import rng_state, set_rng_state
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
-from scyc.utils import rng_state, set_rng_state
 
 log = logging.getLogger("scyc")
 
