@@ -116,6 +116,16 @@ def test_an_old_runs_null_lag_rounds_still_resumes():
     ]
 
 
+def test_an_old_runs_null_lag_rounds_is_the_same_table_row():
+    """The tables compare runs as the resume check does: an older copy of a run (lag_rounds null) and the run
+    written today (0) are the same run, so one of them is a duplicate, never a second seed."""
+    from scyc.sweep.tables import _identity
+
+    old, now = {"schedule": {"lag_rounds": None, "name": "scyc"}}, {"schedule": {"lag_rounds": 0, "name": "scyc"}}
+    assert _identity(old, {}, 0) == _identity(now, {}, 0)
+    assert _identity(old, {}, 0) != _identity({"schedule": {"lag_rounds": 1, "name": "scyc"}}, {}, 0)
+
+
 def test_options_cover_every_group_file():
     assert {g for g, _ in OPTIONS} == set(GROUPS)
     assert len(OPTIONS) == sum(len(list((CONF / g).rglob("*.yaml"))) for g in GROUPS)

@@ -29,11 +29,14 @@ NULL_MEANT = {
 }
 
 
+def meant(key: str, value: object) -> object:
+    """The value of the flat ``key`` as a run meant it: an older run's null read as ``NULL_MEANT`` says."""
+    return NULL_MEANT[key] if value is None and key in NULL_MEANT else value
+
+
 def same_value(key: str, a: object, b: object) -> bool:
-    """Whether two runs' values of the flat ``key`` agree, an older run's null read as ``NULL_MEANT`` says."""
-    if key in NULL_MEANT:
-        a, b = (NULL_MEANT[key] if v is None else v for v in (a, b))
-    return a == b
+    """Whether two runs' values of the flat ``key`` agree (``meant``: the resume check)."""
+    return meant(key, a) == meant(key, b)
 
 
 def changes_no_result(key: str) -> bool:

@@ -229,7 +229,7 @@ def configure_determinism(enabled: bool, device: torch.device) -> None:
     cuDNN benchmark its algorithms (``cudnn.benchmark``: the batches have fixed shapes). ``determinism_scope``
     puts every switch back when the job ends.
 
-    ``CUBLAS_WORKSPACE_CONFIG`` is set before any cuBLAS use of the run: this runs in ``Experiment.__init__``
+    ``CUBLAS_WORKSPACE_CONFIG`` is set before any cuBLAS use of the run: this runs in ``build_run``
     before the model is built, and cuBLAS sizes a handle's workspace at its first call; workspaces that an
     earlier job of the same process (a multirun) made are dropped so that they are made again with it.
 

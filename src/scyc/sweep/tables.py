@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from scyc.foundations.keys import changes_no_result
+from scyc.foundations.keys import changes_no_result, meant
 from scyc.sweep.rundirs import RunDir, find_run_dirs
 from scyc.sweep.stats import Difference, holm, paired_interval, welch_interval
 
@@ -263,7 +263,8 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def _identity(config: dict[str, Any], overrides: dict[str, str], seed: int | None) -> str:
     """What makes two runs the same run: the resolved config and the overrides (a config group's choice, which
     the config resolves, aside), both without the keys that change nothing computed, and the seed."""
-    kept = {k: v for k, v in _flat(config).items() if not changes_no_result(k) and k != "seed"} if config else {}
+    flat = _flat(config) if config else {}
+    kept = {k: meant(k, v) for k, v in flat.items() if not changes_no_result(k) and k != "seed"}
     kept |= {f"override:{k}": v for k, v in overrides.items() if not _is_ignored(k)}
     return yaml.safe_dump({"seed": seed, **kept}, sort_keys=True, default_flow_style=True)
 
