@@ -16,7 +16,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -150,7 +149,7 @@ def record_and_checkpoint(run: Run, result: RoundResult, started: float, phase: 
     result.other_seconds = time.perf_counter() - started - result.round_seconds
     save_checkpoint(run, "round", (r + 1, 0))  # holds other_seconds without its own write
     result.other_seconds = time.perf_counter() - started - result.round_seconds
-    run.outputs.update_round(result, asdict(result))
+    run.outputs.update_round(result)
     run.stop.raise_if_requested(f"after round {r}")
     bar.update(1)
     bar.set_postfix(sparsity=f"{result.sparsity:.3f}", test=f"{result.test_acc:.4f}")
@@ -168,7 +167,7 @@ def record_epoch(run: Run, record: EpochRecord) -> None:
 
 def record_round(run: Run, result: RoundResult) -> None:
     run.state.results.append(result)
-    run.outputs.round(result, asdict(result))
+    run.outputs.round(result)
     each(run, lambda cb: cb.on_round_end(run.view, result))
     log.info(
         "round %d/%d | sparsity %.4f | max_lr %.5f | train loss %.4f | val acc %.4f | test acc %.4f | %.1f s/epoch",
