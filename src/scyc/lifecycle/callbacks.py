@@ -4,8 +4,9 @@ The round loop calls, in order: ``on_run_start`` once; per round ``on_round_star
 reset, before training), ``on_epoch_end`` after each recorded epoch, ``on_round_end`` after the round's
 result is recorded; ``on_run_end`` once with the summary. A callback sees the run through ``RunView``
 (read-only properties; the rewind snapshot is saved through ``save_snapshot``) and writes through
-``run.outputs`` (rank 0 writes in a data-parallel run). A callback with state that a resumed run needs has
-``state_dict`` / ``load_state_dict``.
+``run.outputs`` (rank 0 writes in a data-parallel run): its own tables (``table``), or its own results.csv
+column (``add_round_column`` in ``on_run_start``, ``set_round_value`` in ``on_round_end``). A callback with
+state that a resumed run needs has ``state_dict`` / ``load_state_dict``.
 """
 
 from __future__ import annotations
