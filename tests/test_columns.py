@@ -205,3 +205,12 @@ def test_a_new_column_takes_the_dataclass_and_where_its_value_is_computed(tmp_pa
     assert header(run_dir / "results.csv") == [*OLD_RESULTS, "alive_fraction"]
     assert math.isnan(results.loc[0, "alive_fraction"])  # written before the column existed
     assert results.loc[1, "alive_fraction"] == pytest.approx(1 - results.loc[1, "sparsity"])
+
+
+def test_the_oracles_tables_name_columns_of_the_records():
+    """oracle.csv / oracle_epochs.csv keep their own order (a selection of the records' columns): a renamed field
+    fails here rather than in a run."""
+    from scyc.oracle import ORACLE_COLUMNS, ORACLE_EPOCH_COLUMNS
+
+    assert set(ORACLE_COLUMNS) - {"chosen"} <= set(RESULT_COLUMNS)
+    assert set(ORACLE_EPOCH_COLUMNS) <= set(EPOCH_COLUMNS)
