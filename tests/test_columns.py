@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
-from scyc import rundir
-from scyc.callbacks import Callback
 from scyc.cli import build_run, compose, run_rounds
-from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult, columns
-from scyc.tracking import RunOutputs
+from scyc.lifecycle import rundir
+from scyc.lifecycle.callbacks import Callback
+from scyc.lifecycle.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult, columns
+from scyc.lifecycle.tracking import RunOutputs
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["dataset.train_subset=1000", "dataset.val_size=500", "train.epochs=1", "wandb.mode=disabled",
@@ -93,7 +93,6 @@ def plain_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.mark.slow
 def test_a_runs_files_have_the_old_headers_and_its_checkpoint_the_old_rows(plain_run):
     assert header(plain_run / "results.csv") == OLD_RESULTS
     assert header(plain_run / "epochs.csv") == OLD_EPOCHS
@@ -103,7 +102,6 @@ def test_a_runs_files_have_the_old_headers_and_its_checkpoint_the_old_rows(plain
 
 
 # ------------------------------------------------------------------------------- (b) a callback's own column
-@pytest.mark.slow
 def test_a_callbacks_column_lands_in_results_csv_and_survives_a_resume(tmp_path):
     run_dir = tmp_path / "run"
     assert run_with(run_dir, "pruner.rounds=2", callbacks=(RoundTag(1),))["status"] == "complete"
@@ -173,7 +171,7 @@ def test_other_ranks_write_no_file_but_keep_the_rows(tmp_path):
 
 
 # ----------------------------------------------------------------------- (c) a new column: two files, no more
-@pytest.mark.slow
+@pytest.mark.slow  # a copy of the package and a run in a subprocess: 5 s idle, 10-20 s on a busy box
 def test_a_new_column_takes_the_dataclass_and_where_its_value_is_computed(tmp_path):
     """A copy of the package with a field added to RoundResult (state.py) and filled where the result is made
     (lifecycle/rounds.py), nothing else: the run's results.csv has the column, after the others, with its
@@ -182,7 +180,7 @@ def test_a_new_column_takes_the_dataclass_and_where_its_value_is_computed(tmp_pa
     shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (tmp_path / "conf").symlink_to(ROOT / "conf")  # cli.CONF: the repository's conf/, beside src/
     (tmp_path / "data").symlink_to(ROOT / "data")
-    state, rounds = src / "scyc" / "state.py", src / "scyc" / "lifecycle" / "rounds.py"
+    state, rounds = src / "scyc" / "lifecycle" / "state.py", src / "scyc" / "lifecycle" / "rounds.py"
     field = "    other_seconds: float = math.nan\n"
     assert state.read_text().count(field) == 1
     state.write_text(state.read_text().replace(field, field + "    alive_fraction: float = math.nan\n"))
@@ -210,7 +208,7 @@ def test_a_new_column_takes_the_dataclass_and_where_its_value_is_computed(tmp_pa
 def test_the_oracles_tables_name_columns_of_the_records():
     """oracle.csv / oracle_epochs.csv keep their own order (a selection of the records' columns): a renamed field
     fails here rather than in a run."""
-    from scyc.oracle import ORACLE_COLUMNS, ORACLE_EPOCH_COLUMNS
+    from scyc.lifecycle.oracle import ORACLE_COLUMNS, ORACLE_EPOCH_COLUMNS
 
     assert set(ORACLE_COLUMNS) - {"chosen"} <= set(RESULT_COLUMNS)
     assert set(ORACLE_EPOCH_COLUMNS) <= set(EPOCH_COLUMNS)
