@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from scyc.analysis.figures import GLOBAL, make_figures
-from scyc.rundirs import RunDir
+from scyc.sweep.rundirs import RunDir
 
 GRAD_COLUMNS = ("round", "when", "layer", "sparsity", "std")  # what the table and the figures read of grad_stats.csv
 

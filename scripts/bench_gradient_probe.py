@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 
 from scyc.cli import build_run
 from scyc.config import register_configs
-from scyc.training import make_optimizer, train_epoch
+from scyc.lifecycle.training import make_optimizer, train_epoch
 
 
 def sync(device: torch.device) -> None:
@@ -48,15 +48,15 @@ def main() -> None:
     exp = build_run(cfg, tempfile.mkdtemp(prefix="bench_probe_"))
     tcfg, gradients = cfg.train, exp.gradients
     gradients.on_run_start(exp.view)
-    optimizer = make_optimizer(exp.model, 0.05, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
-    loader = exp.data.loader("train", tcfg.batch_size, train=True, generator=exp.generator)
+    optimizer = make_optimizer(exp.state.model, 0.05, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
+    loader = exp.data.loader("train", tcfg.batch_size, train=True, generator=exp.state.generator)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     gradients.measure(exp.view, 0, "start")  # fixes the bins (the first measurement of a run), warms up
     epochs, probes = [], []
     for r in range(args.repeats):
         sync(exp.device)
         t0 = time.perf_counter()
-        train_epoch(exp.model, loader, optimizer, scheduler, exp.masks)
+        train_epoch(exp.state.model, loader, optimizer, scheduler, exp.state.masks)
         sync(exp.device)
         t1 = time.perf_counter()
         gradients.measure(exp.view, r, "end")

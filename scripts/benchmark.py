@@ -6,7 +6,7 @@
 Same Hydra config and overrides as ``train.py`` (conf/benchmark.yaml = conf/config.yaml + a ``benchmark``
 section). In one process, on the chosen device, it measures
 
-1. ``images_per_s``: our loop (``scyc.training.train_epoch``: device-resident batches with on-device
+1. ``images_per_s``: our loop (``scyc.lifecycle.training.train_epoch``: device-resident batches with on-device
    augmentation, the configured precision / channels_last / compile, fused or foreach SGD, the schedule
    stepped every step, masks applied with one foreach multiply per step);
 2. ``unmasked_images_per_s``: the same loop without the mask multiply;
@@ -130,9 +130,9 @@ def reference(cfg, exp, bs: int, lr: float, warmup: int, steps: int, repeats: in
         exp.cfg.model.name, num_classes=raw.num_classes, in_channels=raw.in_channels, image_size=raw.image_size,
         **exp.cfg.model.options(),
     ).to(dev)  # fmt: skip
-    model.load_state_dict(exp.model.state_dict())
+    model.load_state_dict(exp.state.model.state_dict())
     params = dict(model.named_parameters())
-    masks = {name: m.bool().cpu().numpy() for name, m in zip(exp.masks.names, exp.masks.masks)}
+    masks = {name: m.bool().cpu().numpy() for name, m in zip(exp.state.masks.names, exp.state.masks.masks)}
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
     x, y = exp.data.train[0].cpu(), exp.data.train[1].cpu()
 
@@ -205,10 +205,11 @@ def profile(train_steps, steps: int, device: torch.device, path: Path, top: int 
 def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
-    from scyc import rundir
     from scyc.cli import build_run
-    from scyc.training import evaluate, make_optimizer, train_epoch
-    from scyc.utils import atomic_write, resolve_device
+    from scyc.foundations.utils import atomic_write, resolve_device
+    from scyc.lifecycle import rundir
+    from scyc.lifecycle.loop import prune
+    from scyc.lifecycle.training import evaluate, make_optimizer, train_epoch
 
     b = cfg.benchmark
     if b.chunk_steps == "auto":
@@ -216,12 +217,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for key in ("steps", "warmup", "repeats", "chunk_steps", "reference_repeats", "sparsity_rounds", "profile_steps"):
         least = 0 if key in ("warmup", "sparsity_rounds", "profile_steps") else 1
         if int(b[key]) < least:
-            from scyc.registry import ConfigError
+            from scyc.foundations.registry import ConfigError
 
             raise ConfigError(f"benchmark.{key}={b[key]} is not allowed: it must be an integer >= {least}")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     exp = build_run(cfg, run_dir)
-    rundir.accept(run_dir, cfg)  # accepted (the Experiment checked the rest): .hydra/ records the call
+    rundir.accept(run_dir, cfg)  # accepted (the build checked the rest): .hydra/ records the call
     dev, tcfg = exp.device, cfg.train
     bs = int(tcfg.batch_size)
     max_lr = exp.schedule.max_lr(0, 0.0)
@@ -231,13 +232,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for _ in range(max(1, int(b.sparsity_rounds))):
         sync(dev)
         t0 = time.perf_counter()
-        exp.prune()
+        prune(exp)
         sync(dev)
         prune_times.append(time.perf_counter() - t0)
 
     # one optimiser per loop: with train.cuda_graphs each holds its captured step (masked or not)
-    optimizers = {m: make_optimizer(exp.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov) for m in (1, 0)}
-    batches = cycle_batches(exp.data.loader("train", bs, train=True, generator=exp.generator))
+    optimizers = {
+        m: make_optimizer(exp.state.model, max_lr, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov) for m in (1, 0)
+    }
+    batches = cycle_batches(exp.data.loader("train", bs, train=True, generator=exp.state.generator))
     amp, graphs = exp.speed.autocast_dtype, exp.speed.cuda_graphs
 
     def ours(steps: int, masked: bool) -> float:
@@ -245,8 +248,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         scheduler = exp.schedule.build_round(opt, max_lr, steps, max(1, len(exp.data.train[0]) // bs))
         sync(dev)
         t0 = time.perf_counter()
-        mask = exp.masks if masked else None
-        res = train_epoch(exp.net, itertools.islice(batches, steps), opt, scheduler, mask, False, amp, graphs)
+        mask = exp.state.masks if masked else None
+        res = train_epoch(exp.trainer.net, itertools.islice(batches, steps), opt, scheduler, mask, False, amp, graphs)
         sync(dev)
         return res.examples / (time.perf_counter() - t0)
 
@@ -263,12 +266,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         masked.append(got[True])
         unmasked.append(got[False])
         ratios.append(got[True] / got[False])
-    exp.masks.apply_()
+    exp.state.masks.apply_()
     apply_times = []
     for _ in range(50):
         sync(dev)
         t0 = time.perf_counter()
-        exp.masks.apply_()
+        exp.state.masks.apply_()
         sync(dev)
         apply_times.append(time.perf_counter() - t0)
 
@@ -280,11 +283,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return time.perf_counter() - t0
 
     ebs, eval_images = exp.speed.eval_batch_size, int(b.steps) * bs  # our evaluation rate: as many images as a run
-    evaluate(exp.net, exp.data.loader("test", ebs), amp)  # warm-up
-    eval_seconds = timed(evaluate, exp.net, exp.data.loader("test", ebs), amp)
+    evaluate(exp.trainer.net, exp.data.loader("test", ebs), amp)  # warm-up
+    eval_seconds = timed(evaluate, exp.trainer.net, exp.data.loader("test", ebs), amp)
     eval_batches = exp.data.loader("train", ebs)
     eval_ips = eval_images / timed(
-        evaluate, exp.net, itertools.islice(cycle_batches(eval_batches), -(-eval_images // ebs)), amp
+        evaluate, exp.trainer.net, itertools.islice(cycle_batches(eval_batches), -(-eval_images // ebs)), amp
     )
     ips, un = len(masked) / sum(1 / v for v in masked), len(unmasked) / sum(1 / v for v in unmasked)
     # whether the "graphs" rows timed replayed CUDA graphs (a failed capture falls back to eager steps)
@@ -317,7 +320,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "repeats": int(b.repeats),
         "chunk_steps": chunk,
         "pairs": n_pairs,
-        "sparsity": exp.masks.sparsity(),
+        "sparsity": exp.state.masks.sparsity(),
         "precision": "bf16" if amp is not None else "fp32",
         "channels_last": exp.speed.channels_last,
         "compile": exp.speed.compile,
@@ -382,8 +385,8 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from scyc import rundir
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
+    from scyc.lifecycle import rundir
 
     try:
         run(cfg)

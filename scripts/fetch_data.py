@@ -21,7 +21,7 @@ from scyc.cli import compose
 from scyc.data import COMMON_KEYS
 from scyc.data import fashion_mnist as fm
 from scyc.data.base import DATASETS
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 log = logging.getLogger("fetch_data")
 

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from scyc.rundirs import RunDir, find_run_dirs
 from scyc.schedules.policies import s_curve
+from scyc.sweep.rundirs import RunDir, find_run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 

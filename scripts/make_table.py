@@ -7,7 +7,7 @@ python scripts/make_table.py SWEEP_DIR --select best_val      # test acc at the 
 
 import sys
 
-from scyc.tables import main
+from scyc.sweep.tables import main
 
 if __name__ == "__main__":
     sys.exit(main())

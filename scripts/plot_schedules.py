@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     from omegaconf import OmegaConf
 
     from scyc.config import register_configs
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
     from scyc.schedules import build_schedule
     from scyc.schedules.simulate import pruning_sparsities, simulate
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scyc.rundirs import RunDir, find_run_dirs
+from scyc.sweep.rundirs import RunDir, find_run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 

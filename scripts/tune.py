@@ -222,7 +222,7 @@ def tune(args) -> dict[str, dict]:
     from omegaconf.errors import OmegaConfBaseException
 
     from scyc.config import register_configs
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
     from scyc.schedules import build_schedule
 
     setting, path = load_setting(args.setting)

@@ -17,7 +17,7 @@ def option_yaml(group: str, name: str) -> dict[str, Any]:
     dotted path)."""
     path = CONF / group / f"{name}.yaml"
     keys = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
-    keys.pop("defaults", None)  # its schema (scyc.schema), not a key
+    keys.pop("defaults", None)  # its schema (scyc.foundations.schema), not a key
     return keys
 
 

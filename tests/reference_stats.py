@@ -1,4 +1,4 @@
-"""Test-only reference: ``scyc/stats.py`` as it was before it used ``scipy.stats`` (commit 4196e57).
+"""Test-only reference: ``scyc/sweep/stats.py`` as it was before it used ``scipy.stats`` (commit 4196e57).
 
 The hand-written t quantile (regularised incomplete beta by continued fraction, bisection on the CDF) is kept
 here only so that tests/test_stats.py can show the SciPy-based intervals equal the old ones to 1e-9.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scyc.stats import Difference
+from scyc.sweep.stats import Difference
 
 
 def _betacf(a: float, b: float, x: float, max_iter: int = 300, eps: float = 1e-15) -> float:

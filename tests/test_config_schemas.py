@@ -12,8 +12,8 @@ from hydra.errors import ConfigCompositionException
 
 from scyc.cli import CONF, compose
 from scyc.config import Config, DatasetConfig, ModelConfig, PrunerConfig, Switch, TrainConfig, option_schemas
+from scyc.foundations.registry import ConfigError
 from scyc.help import options
-from scyc.registry import ConfigError
 
 BASES = {"pruner": PrunerConfig, "model": ModelConfig, "dataset": DatasetConfig}
 OPTIONS = [(group, name) for group in BASES for name in options(CONF, group)]
@@ -133,8 +133,8 @@ def test_hydra_config_yaml_records_the_train_switches_as_written(tmp_path):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from scyc import rundir
     from scyc.config import register_configs
+    from scyc.lifecycle import rundir
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -10,9 +10,9 @@ import pytest
 import torch
 from options import dataset_cfg
 
+from scyc.lifecycle.training import CudaGraphStep, make_optimizer, train_epoch
 from scyc.models import create_model
 from scyc.pruning.masks import MaskSet
-from scyc.training import CudaGraphStep, make_optimizer, train_epoch
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -14,8 +14,8 @@ from scyc.data import Augment, RawData, TensorLoader, build_data, split_train_va
 from scyc.data.base import find_or_fetch
 from scyc.data.fashion_mnist import FILES, read_idx
 from scyc.data.loader import augment_batch
-from scyc.registry import ConfigError
-from scyc.utils import NoSpaceLeft, atomic_write
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import NoSpaceLeft, atomic_write
 
 
 def write_idx(path, array: torch.Tensor, compress: bool) -> None:

@@ -12,7 +12,7 @@ from miniatures import make_cifar10, make_tiny_imagenet
 
 from scyc.data import build_data
 from scyc.data import imagenet200 as tin
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 CPU = torch.device("cpu")
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"

@@ -15,8 +15,8 @@ import torch
 from conftest import ROOT, run_train
 from options import build_model, dataset_cfg, train_cfg
 
-from scyc.registry import ConfigError
-from scyc.speed import Speed
+from scyc.foundations.registry import ConfigError
+from scyc.platforms.speed import Speed
 
 SECTIONS = [
     "cuda_tests",

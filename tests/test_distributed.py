@@ -20,10 +20,10 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from scyc import distributed
 from scyc.data import Augment
 from scyc.data.loader import TensorLoader
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
+from scyc.platforms import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["pruner.rounds=2", "train.epochs=1", "dataset.train_subset=1024", "dataset.val_size=500", "device=cpu"]
@@ -211,7 +211,7 @@ def _compose(*overrides: str):
 
 
 def _ddp_experiment(rank, tmp_path, port, overrides):
-    from scyc.experiment import Experiment
+    from scyc.cli import build_run, run_rounds
 
     _torchrun_env(rank, port)
     env = distributed.init("cpu")
@@ -220,13 +220,13 @@ def _ddp_experiment(rank, tmp_path, port, overrides):
     (own / ".hydra" / "config.yaml").write_text("x: 1\n")
     (own / "train.log").write_text("")
     run_dir = distributed.shared_run_dir(own, env)
-    exp = Experiment(_compose(*overrides), run_dir)
-    summary = exp.run()
+    exp = build_run(_compose(*overrides), run_dir)
+    summary = run_rounds(exp)
     gathered = [None, None]
-    torch.distributed.all_gather_object(gathered, exp.masks.state_dict())
+    torch.distributed.all_gather_object(gathered, exp.state.masks.state_dict())
     same = all(torch.equal(gathered[0][k], gathered[1][k]) for k in gathered[0])
     if rank == 0:
-        torch.save(exp.masks.state_dict(), tmp_path / "ddp_masks.pt")
+        torch.save(exp.state.masks.state_dict(), tmp_path / "ddp_masks.pt")
     return {
         "run_dir": str(run_dir), "masks_equal_across_ranks": same, "world_size": summary["world_size"],
         "callbacks": [type(c).__name__ for c in exp.callbacks], "wandb": exp.outputs.wandb.mode,
@@ -234,7 +234,7 @@ def _ddp_experiment(rank, tmp_path, port, overrides):
 
 
 def test_two_rank_run_matches_the_single_process_run(tmp_path):
-    from scyc.experiment import Experiment
+    from scyc.cli import build_run, run_rounds
 
     port = _free_port()
     overrides = [*TINY, "pruner.reset=rewind_init"]  # the reset path: load_state_dict under DDP, then broadcast
@@ -251,8 +251,8 @@ def test_two_rank_run_matches_the_single_process_run(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # like each rank (and torchrun's OMP_NUM_THREADS=1): 2 shared cores here
     try:
-        single = Experiment(_compose(*overrides), tmp_path / "single")
-        single.run()
+        single = build_run(_compose(*overrides), tmp_path / "single")
+        run_rounds(single)
     finally:
         torch.set_num_threads(threads)
     ref = pd.read_csv(tmp_path / "single" / "results.csv")
@@ -267,8 +267,8 @@ def test_two_rank_run_matches_the_single_process_run(tmp_path):
         assert ddp[col].tolist() == pytest.approx(ref[col].tolist(), rel=1e-4), col
     for col in ("train_acc", "val_acc", "test_acc"):
         assert ddp[col].tolist() == pytest.approx(ref[col].tolist(), abs=2e-3), col  # a few examples at most
-    ddp_masks, ref_masks = torch.load(tmp_path / "ddp_masks.pt"), single.masks.state_dict()
-    agree = sum(int((ddp_masks[k] == ref_masks[k]).sum()) for k in ref_masks) / single.masks.total
+    ddp_masks, ref_masks = torch.load(tmp_path / "ddp_masks.pt"), single.state.masks.state_dict()
+    agree = sum(int((ddp_masks[k] == ref_masks[k]).sum()) for k in ref_masks) / single.state.masks.total
     assert agree > 0.999
     assert len(pd.read_csv(ddp_dir / "lr_trace.csv")) == len(pd.read_csv(tmp_path / "single" / "lr_trace.csv"))
 

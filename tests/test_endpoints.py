@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from test_tables import ROOT, fake_run
 
-from scyc.stats import holm
-from scyc.tables import main, make_table
+from scyc.sweep.stats import holm
+from scyc.sweep.tables import main, make_table
 
 SPARS = [0.0, 0.9, 0.99, 0.995]
 ROWS = {  # schedule -> per-seed accuracies at the four levels

@@ -95,7 +95,7 @@ def test_item1_no_checkpoint_fits_is_refused_with_the_dir_as_found(tmp_path, kil
 def test_item2_hydra_value_reads_back_as_the_same_path(path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from scyc.rundir import hydra_value
+    from scyc.lifecycle.rundir import hydra_value
 
     override = OverridesParser.create().parse_override(f"hydra.run.dir={hydra_value(Path(path))}")
     assert override.value() == path
@@ -311,7 +311,7 @@ def test_item11_checkpoints_made_immutable_mid_run_one_line_then_resumes(tmp_pat
 def test_item13_a_second_concurrent_scyc_run_is_refused(tmp_path):
     import scyc
     from scyc import cli
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
 
     overrides = [*QUICK, "wandb.mode=disabled", "progress=false"]
     first: dict = {}

@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 from options import dataset_cfg
 from trust_helpers import QUICK, ROOT, assert_one_line_error, env_without, run, summary, train_cmd
 
-from scyc import overrides as checked
 from scyc.config import load, register_configs
-from scyc.registry import ConfigError
+from scyc.foundations import overrides as checked
+from scyc.foundations.registry import ConfigError
 
 PLUGIN = '''
 from torch.optim.lr_scheduler import ExponentialLR
@@ -171,8 +171,8 @@ def test_item8_results_have_the_rest_of_each_round(tmp_path):
 def test_item8_old_checkpoint_rows_and_configs_still_load():
     """A checkpoint written before other_seconds (and before test_subset and `extra: {}`) resumes: its rows load
     with other_seconds NaN, and its config does not count as changed."""
-    from scyc import rundir
-    from scyc.state import RESULT_COLUMNS, RoundResult
+    from scyc.lifecycle import rundir
+    from scyc.lifecycle.state import RESULT_COLUMNS, RoundResult
 
     old_row = {k: 1.0 for k in RESULT_COLUMNS if k != "other_seconds"}
     assert math.isnan(RoundResult(**old_row).other_seconds)
@@ -208,7 +208,7 @@ def test_item7_per_layer_figure_of_forty_layers_shows_top_layers_and_a_summary(t
     import warnings
 
     from scyc.analysis import figures
-    from scyc.rundirs import RunDir
+    from scyc.sweep.rundirs import RunDir
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -15,13 +15,13 @@ from conftest import ROOT, run_train
 from options import train_cfg
 from torch import nn
 
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.training import CudaGraphStep, make_optimizer, train_epoch
 from scyc.models import create_model
 from scyc.models.pooling import GlobalAvgPool
+from scyc.platforms.speed import Speed
 from scyc.pruning.base import PRUNERS, Pruner
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
-from scyc.speed import Speed
-from scyc.training import CudaGraphStep, make_optimizer, train_epoch
 
 TINY = ["dataset.train_subset=500", "dataset.val_size=100", "pruner.rounds=2", "train.epochs=1"]
 TESTS_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
@@ -81,11 +81,12 @@ def test_preflight_refuses_an_injected_failing_op_in_one_line_with_no_run_dir(tm
 
 def test_the_preflight_leaves_the_run_as_it_found_it(tmp_path, monkeypatch):
     """A run with the preflight gives bit for bit the results of one without (conv net: channels_last, masks)."""
-    from scyc import experiment, run
+    from scyc import run
+    from scyc.lifecycle import build
 
     args = ["model=lenet5", "deterministic=true", *TINY, "wandb.mode=disabled", "progress=false"]
     run(args, run_dir=tmp_path / "with")
-    monkeypatch.setattr(experiment, "run_preflight", lambda exp: 0.0)
+    monkeypatch.setattr(build, "run_preflight", lambda built: 0.0)
     run(args, run_dir=tmp_path / "without")
     for name in ("results.csv", "epochs.csv", "lr_trace.csv", "grad_stats.csv"):
         a, b = (pd.read_csv(tmp_path / d / name) for d in ("with", "without"))
@@ -201,16 +202,16 @@ def test_momentum_under_a_mocked_graph_step(monkeypatch, cycle_momentum):
 def test_masks_share_the_weights_memory_format_after_the_conversion(tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from scyc.experiment import Experiment
+    from scyc.cli import build_run
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["model=resnet20", "model.width=4", "dataset=fashion_mnist", *TINY])
     cfg.data_dir = str(ROOT / "data")
-    exp = Experiment(cfg, tmp_path / "run")
+    exp = build_run(cfg, tmp_path / "run")
     assert exp.speed.channels_last
-    convs = [(p, m) for p, m in zip(exp.masks.params, exp.masks.masks) if p.dim() == 4]
+    convs = [(p, m) for p, m in zip(exp.state.masks.params, exp.state.masks.masks) if p.dim() == 4]
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p, _ in convs)
-    assert all(m.stride() == p.stride() for p, m in zip(exp.masks.params, exp.masks.masks))
+    assert all(m.stride() == p.stride() for p, m in zip(exp.state.masks.params, exp.state.masks.masks))
 
 
 def test_masks_of_a_converted_model_follow_its_layout():

@@ -25,8 +25,8 @@ from scyc.analysis.gradients import (
     check_analysis_config,
     sorted_quantiles,
 )
+from scyc.foundations.registry import ConfigError
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
 
 
 def tiny_model() -> nn.Module:
@@ -414,7 +414,7 @@ def test_bn_followed_conv_gradients_scale_as_one_over_the_weight_norm():
 
 
 def test_run_records_weight_norms_and_batchnorm_flags(runs):
-    from scyc.tables import _grad_std
+    from scyc.sweep.tables import _grad_std
 
     stats = pd.read_csv(runs["on"] / "grad_stats.csv")
     assert {"weight_norm", "std_x_wnorm", "bn_followed"} <= set(stats.columns)
@@ -430,7 +430,7 @@ def test_run_records_weight_norms_and_batchnorm_flags(runs):
 
 
 def test_batchnorm_widths_are_geometric_means_over_the_bn_followed_layers():
-    from scyc.tables import _bn_widths
+    from scyc.sweep.tables import _bn_widths
 
     rows = []
     for layer, bn, std, norm in [("a", 1, 0.1, 4.0), ("b", 1, 0.4, 1.0), ("c", 0, 9.0, 9.0), ("global", 0, 1.0, 1.0)]:
@@ -449,7 +449,7 @@ def test_batchnorm_widths_are_geometric_means_over_the_bn_followed_layers():
 
 @pytest.mark.slow  # ~25 s on a quiet 2-core CPU; the BatchNorm logic itself is tested fast above
 def test_a_resnet20_run_records_its_scale_free_gradient_width(tmp_path):
-    from scyc.tables import _grad_std
+    from scyc.sweep.tables import _grad_std
 
     run_train(tmp_path / "r20", "pruner.rounds=2", "train.epochs=1", "dataset.train_subset=256",
               "dataset.val_size=256", "dataset.test_subset=256", "model=resnet20", "model.shortcut=B",

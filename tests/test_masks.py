@@ -7,9 +7,9 @@ import torch
 from options import build_model, build_pruner
 from torch import nn
 
+from scyc.lifecycle.training import make_optimizer
 from scyc.models import create_model
 from scyc.pruning import MaskSet, PruneContext, select_lowest
-from scyc.training import make_optimizer
 
 
 def lenet300():
@@ -115,7 +115,7 @@ def test_mask_state_dict_round_trip():
 
 
 def test_bad_rate():
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
 
     for rate in (0.0, 1.0, 1.5, -0.1):
         with pytest.raises(ConfigError, match="rate"):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from scyc.foundations.registry import ConfigError
 from scyc.models import create_model
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
 
 
 def count(model: nn.Module) -> int:

@@ -11,12 +11,12 @@ import torch
 
 from scyc.cli import CONF, compose
 from scyc.data import COMMON_KEYS, DATASETS, build_data
+from scyc.foundations.schema import keyword_params
 from scyc.help import options
+from scyc.lifecycle.rundir import config_differences
 from scyc.models import MODELS, create_model
 from scyc.pruning import PRUNERS
-from scyc.rundir import config_differences
 from scyc.schedules import POLICIES, SHAPES, build_schedule
-from scyc.schema import keyword_params
 
 GROUPS = ("schedule", "pruner", "model", "dataset")
 OPTIONS = [(group, name) for group in GROUPS for name in options(CONF, group)]
@@ -115,6 +115,16 @@ def test_an_old_runs_null_lag_rounds_still_resumes():
     assert config_differences(old, {"schedule": {"lag_rounds": 1}}) == [
         "schedule.lag_rounds: None in the checkpoint, 1 now"
     ]
+
+
+def test_an_old_runs_null_lag_rounds_is_the_same_table_row():
+    """The tables compare runs as the resume check does: an older copy of a run (lag_rounds null) and the run
+    written today (0) are the same run, so one of them is a duplicate, never a second seed."""
+    from scyc.sweep.tables import _identity
+
+    old, now = {"schedule": {"lag_rounds": None, "name": "scyc"}}, {"schedule": {"lag_rounds": 0, "name": "scyc"}}
+    assert _identity(old, {}, 0) == _identity(now, {}, 0)
+    assert _identity(old, {}, 0) != _identity({"schedule": {"lag_rounds": 1, "name": "scyc"}}, {}, 0)
 
 
 def test_options_cover_every_group_file():

@@ -11,10 +11,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from scyc.cli import build_run, run_rounds
 from scyc.config import register_configs
-from scyc.experiment import Experiment
-from scyc.registry import ConfigError
-from scyc.state import EpochRecord, RoundResult
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.state import EpochRecord, RoundResult
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [0.2, 0.01, 0.1, 0.05]  # deliberately unsorted
@@ -33,11 +33,12 @@ def compose_cfg(*overrides: str):
         return compose("config", overrides=list(overrides))
 
 
-def snapshot(exp: Experiment) -> dict:
+def snapshot(exp) -> dict:
+    """The run's state (``exp``: a built run, or the stub below)."""
     return {
-        "model": {k: v.clone() for k, v in exp.model.state_dict().items()},
-        "masks": [m.clone() for m in exp.masks.masks],
-        "generator": exp.generator.get_state(),
+        "model": {k: v.clone() for k, v in exp.state.model.state_dict().items()},
+        "masks": [m.clone() for m in exp.state.masks.masks],
+        "generator": exp.state.generator.get_state(),
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         "numpy": np.random.get_state()[1].copy(),
@@ -57,25 +58,27 @@ def same(a: dict, b: dict) -> bool:
     )
 
 
-class StubExperiment(Experiment):
-    """``train_round`` changes the weights by an amount that depends on max_lr, draws from every RNG the
-    real loop may use, returns two epochs of three steps each, and reports the known accuracy."""
+class StubTrainer:
+    """Stands in for the run's ``RoundTrainer``: ``train_round`` changes the weights by an amount that depends on
+    max_lr, draws from every RNG the real loop may use, returns two epochs of three steps each, and reports the
+    known accuracy."""
 
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
+    def __init__(self, state):
+        self.state, self.bars = state, False
         self.starts: dict[tuple[int, float], dict] = {}
         self.ends: dict[tuple[int, float], dict] = {}
 
-    def train_round(self, round_idx, max_lr, after_epoch=None):
+    def train_round(self, round_idx, max_lr, after_epoch=None, resumed=None):
         self.starts[(round_idx, max_lr)] = snapshot(self)
-        drift = torch.rand((), generator=self.generator) + torch.rand(()) + random.random() + np.random.rand()
+        model, masks, generator = self.state.model, self.state.masks, self.state.generator
+        drift = torch.rand((), generator=generator) + torch.rand(()) + random.random() + np.random.rand()
         with torch.no_grad():
-            for p in self.model.parameters():
+            for p in model.parameters():
                 p.add_(max_lr * float(drift))
-        self.masks.apply_()
+        masks.apply_()
         val = VAL[round_idx][max_lr]
         epochs = [
-            EpochRecord(round=round_idx, epoch=epoch, sparsity=self.masks.sparsity(), max_lr=max_lr, lr_last=max_lr,
+            EpochRecord(round=round_idx, epoch=epoch, sparsity=masks.sparsity(), max_lr=max_lr, lr_last=max_lr,
                         train_loss=1 - val, train_acc=val, val_loss=1 - val, val_acc=val, test_loss=1 - val,
                         test_acc=val / 2, seconds=0.0, lrs=[max_lr] * 3)
             for epoch in range(2)
@@ -83,7 +86,7 @@ class StubExperiment(Experiment):
         assert after_epoch is None  # the oracle records the chosen candidate's epochs itself
         self.ends[(round_idx, max_lr)] = snapshot(self)
         return RoundResult(
-            round=round_idx, sparsity=self.masks.sparsity(), alive=self.masks.alive(), max_lr=max_lr,
+            round=round_idx, sparsity=masks.sparsity(), alive=masks.alive(), max_lr=max_lr,
             train_loss=1 - val, train_acc=val, val_loss=1 - val, val_acc=val, test_loss=1 - val, test_acc=val / 2,
             best_val_acc=val, best_val_epoch=1, test_acc_at_best_val=val / 2, epoch_seconds=0.0, round_seconds=0.0,
         ), epochs  # fmt: skip
@@ -96,9 +99,10 @@ def oracle_run(tmp_path_factory):
         "schedule=oracle", f"schedule.grid=[{','.join(map(str, GRID))}]", "pruner.rounds=3",
         "dataset.train_subset=600", "dataset.val_size=500", "wandb.mode=disabled", "progress=false",
     )  # fmt: skip
-    exp = StubExperiment(cfg, run_dir)
-    exp.run()
-    return exp, run_dir
+    run = build_run(cfg, run_dir)
+    run.trainer = StubTrainer(run.state)  # the loop's one trainer: the oracle trains each candidate through it
+    run_rounds(run)
+    return run, run_dir
 
 
 def test_exactly_one_chosen_per_round_the_best_by_val_acc(oracle_run):
@@ -119,7 +123,7 @@ def test_exactly_one_chosen_per_round_the_best_by_val_acc(oracle_run):
 
 
 def test_candidates_start_from_identical_state(oracle_run):
-    exp, _ = oracle_run
+    exp = oracle_run[0].trainer
     for r in range(3):
         starts = [exp.starts[(r, lr)] for lr in sorted(GRID)]
         assert all(same(starts[0], s) for s in starts[1:])
@@ -129,7 +133,8 @@ def test_candidates_start_from_identical_state(oracle_run):
 
 
 def test_the_chosen_end_state_is_carried_on(oracle_run):
-    exp, run_dir = oracle_run
+    run, run_dir = oracle_run
+    exp = run.trainer
     for r in range(3):
         saved = torch.load(run_dir / "checkpoints" / f"round_{r:02d}.pt", weights_only=False)
         chosen = exp.ends[(r, BEST[r])]["model"]
@@ -160,4 +165,4 @@ def test_oracle_needs_a_validation_set(tmp_path):
         "wandb.mode=disabled", "progress=false",
     )  # fmt: skip
     with pytest.raises(ConfigError, match="val_size"):
-        StubExperiment(cfg, tmp_path)
+        build_run(cfg, tmp_path)

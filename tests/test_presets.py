@@ -9,9 +9,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from scyc.config import load, register_configs
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
+from scyc.platforms.speed import Speed
 from scyc.schedules import build_schedule
-from scyc.speed import Speed
 
 # preset -> (model, dataset, offset, alpha, epochs per round)
 PRESETS = {

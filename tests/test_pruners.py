@@ -10,11 +10,11 @@ import torch
 from options import build_pruner
 from torch import nn
 
+from scyc.foundations.registry import ConfigError
 from scyc.models import create_model
 from scyc.pruning import MaskSet, PruneContext, Pruner
 from scyc.pruning.base import apportion
 from scyc.pruning.lamp import lamp_scores
-from scyc.registry import ConfigError
 
 ALL = ["global_magnitude", "layerwise_magnitude", "random", "lamp", "snip"]
 

@@ -7,8 +7,8 @@ import subprocess
 
 from test_tables import ROOT, fake_run
 
-from scyc.publish import main
-from scyc.tables import make_table
+from scyc.sweep.publish import main
+from scyc.sweep.tables import make_table
 
 
 def _dry_run(*args: str) -> str:

@@ -20,13 +20,13 @@ import torch
 from conftest import ROOT, run_train
 from omegaconf import OmegaConf
 
-from scyc import checkpoint as ckpt
-from scyc import rundir
-from scyc.guards import NonFiniteLoss, check_finite
+from scyc.foundations.utils import rng_state, set_rng_state
+from scyc.lifecycle import checkpoint as ckpt
+from scyc.lifecycle import rundir
+from scyc.lifecycle.guards import NonFiniteLoss, check_finite
+from scyc.lifecycle.tracking import truncate_rows
+from scyc.lifecycle.training import train_epoch
 from scyc.schedules import build_schedule
-from scyc.tracking import truncate_rows
-from scyc.training import train_epoch
-from scyc.utils import rng_state, set_rng_state
 
 TINY = (
     "dataset.train_subset=1000", "dataset.val_size=500", "pruner.rounds=3", "train.epochs=2", "deterministic=true",

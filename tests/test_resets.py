@@ -10,11 +10,11 @@ import torch
 from options import build_model, build_pruner
 from torch import nn
 
-from scyc.callbacks import RunView
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.callbacks import RunView
+from scyc.lifecycle.training import make_optimizer
 from scyc.pruning import RESETS, MaskSet, PruneContext
 from scyc.pruning.accounting import LayerSparsity, RewindSnapshot, pruning_callbacks
-from scyc.registry import ConfigError
-from scyc.training import make_optimizer
 
 
 def trained_and_pruned(seed: int = 0):

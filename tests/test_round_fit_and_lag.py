@@ -100,7 +100,7 @@ def test_lag_rounds_in_a_run_reads_the_previous_rounds_sparsity(train):
 
 
 def test_bad_lag_is_refused():
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
 
     with pytest.raises(ConfigError, match="lag_rounds"):
         build_schedule({"name": "c", "policy": "constant", "shape": "constant", "lr": 0.1, "lag_rounds": -1})

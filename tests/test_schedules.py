@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scyc.config import register_configs
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules import build_schedule
 from scyc.schedules.simulate import pruning_sparsities, round_trace, simulate
 
@@ -37,8 +37,8 @@ def shape_keys(shape: str) -> dict:
     """The keys of ``shape`` as the first shipped option that uses it sets them (YAML is the home of defaults)."""
     from omegaconf import OmegaConf
 
+    from scyc.foundations.schema import keyword_params
     from scyc.schedules import SHAPES
-    from scyc.schema import keyword_params
 
     keys = keyword_params(SHAPES.get(shape))
     for path in sorted((ROOT / "conf" / "schedule").glob("*.yaml")):
@@ -316,14 +316,14 @@ def test_one_cycle_refuses_a_round_too_short_for_its_rise():
 @pytest.mark.slow  # ~5-10 s of CPU per option, mostly data loading and evaluation
 @pytest.mark.parametrize("option", OPTIONS)
 def test_every_option_trains_a_tiny_run(option, tmp_path):
-    from scyc.experiment import Experiment
+    from scyc.cli import build_run, run_rounds
 
     extra = {"sgdr": ["schedule.t0_epochs=1", "schedule.t_mult=1"], "oracle": ["schedule.grid=[0.01,0.05]"]}
     cfg = compose_cfg(
         f"schedule={option}", "pruner.rounds=2", "train.epochs=2", "dataset.train_subset=600", "dataset.val_size=500",
         "wandb.mode=disabled", "progress=false", *extra.get(option, []),
     )  # fmt: skip
-    summary = Experiment(cfg, tmp_path).run()
+    summary = run_rounds(build_run(cfg, tmp_path))
     assert summary["status"] == "complete"
     trace = pd.read_csv(tmp_path / "lr_trace.csv")
     steps = 2 * (600 // 128)

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules import build_schedule, s_curve
 
 
@@ -112,9 +112,9 @@ def test_the_schedule_schema_is_every_pieces_constructor_keys_typed():
     from dataclasses import MISSING, fields
 
     from scyc.config import schedule_schema
+    from scyc.foundations.schema import keyword_params
     from scyc.schedules.policies import POLICIES
     from scyc.schedules.shapes import SHAPES
-    from scyc.schema import keyword_params
 
     schema = {f.name: f for f in fields(schedule_schema())}
     for registry in (POLICIES, SHAPES):
@@ -128,7 +128,7 @@ def test_the_schedule_schema_is_every_pieces_constructor_keys_typed():
 
 def test_two_pieces_that_type_one_key_differently_are_refused_when_the_schema_is_made():
     from scyc.config import ScheduleConfig
-    from scyc.schema import union_schema
+    from scyc.foundations.schema import union_schema
 
     class A:
         def __init__(self, gamma: float) -> None: ...
@@ -168,7 +168,7 @@ def test_registry_turns_a_key_the_factory_does_not_take_into_a_config_error():
 def test_registry_tells_a_config_key_from_a_bug_inside_the_factory_also_through_a_decorator():
     import functools
 
-    from scyc.registry import Registry
+    from scyc.foundations.registry import Registry
 
     def logged(fn):
         @functools.wraps(fn)

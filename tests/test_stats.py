@@ -11,7 +11,7 @@ import reference_stats as old
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from scyc.stats import paired_interval, welch_interval
+from scyc.sweep.stats import paired_interval, welch_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = (

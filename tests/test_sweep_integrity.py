@@ -18,9 +18,10 @@ import yaml
 from filelock import FileLock
 from test_tables import ROOT, TINY, cell, fake_run, multirun, read_md
 
-from scyc import rundir, sweeps
-from scyc.keys import NON_RESULT_KEYS, changes_no_result
-from scyc.tables import make_table
+from scyc.foundations.keys import NON_RESULT_KEYS, changes_no_result
+from scyc.lifecycle import rundir
+from scyc.sweep import sweeps
+from scyc.sweep.tables import make_table
 
 
 def test_resume_and_other_keys_that_change_nothing_never_split_a_row(tmp_path):

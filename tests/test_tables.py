@@ -17,9 +17,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from scyc import sweeps
-from scyc.stats import welch_interval
-from scyc.tables import MARGIN_LABEL, aggregate, find_run_dirs, load_run, main, make_table
+from scyc.sweep import sweeps
+from scyc.sweep.stats import welch_interval
+from scyc.sweep.tables import MARGIN_LABEL, aggregate, find_run_dirs, load_run, main, make_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -238,7 +238,7 @@ def test_repeated_seeds_are_flagged_and_not_paired(tmp_path):
 
 
 def test_callback_rejects_unknown_select():
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
 
     with pytest.raises(ConfigError, match="hydra.callbacks.results_table.select=last"):
         sweeps.ResultsTableCallback(select="last")

@@ -1,10 +1,10 @@
 """The entry point, the one way into a run: the command line (``python train.py``, the ``scyc-train`` console
 script of pyproject.toml) and the Python API (``scyc.run``, for notebooks and scripts). Both compose the config
-from ``conf/``, validate it once, take the run-directory decision (``scyc.rundir``) and build a run (``build_run``) and run it;
+from ``conf/``, validate it once, take the run-directory decision (``scyc.lifecycle.rundir``) and build a run (``build_run``) and run it;
 the CLI turns refusals into exit codes, the API raises them. Heavy imports wait until they are needed: ``import
 scyc`` loads neither torch nor the experiment; composing (``train.py --cfg job``, ``--help``) imports the registries
 and so torch (about 2 s), since their constructors are the schemas (``scyc.config.register_configs``), but not the
-experiment."""
+run's modules."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from scyc.config import Config
-    from scyc.experiment import Experiment
+    from scyc.lifecycle.build import Run
 
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/ (the package is installed editable)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's, as in a CLI run's train.log
@@ -32,10 +32,10 @@ def main() -> None:
     """``python train.py <overrides>``: Hydra's main over ``conf/`` with the typed schema and the Optuna sweeper."""
     import hydra
 
-    from scyc import overrides
     from scyc.config import register_configs
-    from scyc.registry import ConfigError
-    from scyc.sweeps import register_optuna_sweeper
+    from scyc.foundations import overrides
+    from scyc.foundations.registry import ConfigError
+    from scyc.sweep.sweeps import register_optuna_sweeper
 
     try:  # a misspelled key: one line with the close matches, before Hydra composes (nothing written)
         overrides.check(sys.argv[1:], CONF)
@@ -51,12 +51,12 @@ def main() -> None:
         sys.exit(0)
     register_configs()
     register_optuna_sweeper(CONF / "search" / "optuna.yaml")
-    from scyc import sweeps
+    from scyc.sweep import sweeps
 
     try:
         hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(train)()
     except KeyboardInterrupt as exc:  # Ctrl-C before ``train`` took over (imports, composition): nothing written
-        from scyc import rundir
+        from scyc.lifecycle import rundir
 
         rundir.abandon_created()
         print(f"interrupted: {_interrupt(exc)}", file=sys.stderr)
@@ -79,7 +79,7 @@ PAPER_PRESETS = {("resnet20", "cifar10"): "paper_resnet20_cifar10", ("vgg19", "c
 
 def _note_paper_preset(choices: dict) -> None:
     """A paper's model and data set chosen without its preset: say that the defaults (LeNet-tuned) apply."""
-    from scyc import distributed
+    from scyc.platforms import distributed
 
     preset = PAPER_PRESETS.get((choices.get("model"), choices.get("dataset")))
     if preset and not choices.get("experiment") and distributed.is_main():
@@ -92,16 +92,17 @@ def train(cfg: DictConfig) -> float:
     """The Hydra task of ``train.py``: one run, its refusals as exit codes; returns the final validation accuracy
     (what Hydra's sweepers optimise). In a multirun a failed or refused job returns NaN instead of exiting: its
     summary.json says ``failed``, the launcher goes on with the other jobs, and the sweep ends with one line
-    naming the failed jobs and exit 1 (``main``, from ``scyc.sweeps.SweepStatus``). An interrupt stops the
+    naming the failed jobs and exit 1 (``main``, from ``scyc.sweep.sweeps.SweepStatus``). An interrupt stops the
     whole sweep."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from scyc import distributed, guards, rundir
     from scyc.config import load, validate
-    from scyc.registry import ConfigError
-    from scyc.tracking import RunOutputs, WandbStartError
-    from scyc.utils import WriteFailed
+    from scyc.foundations.registry import ConfigError
+    from scyc.foundations.utils import WriteFailed
+    from scyc.lifecycle import guards, rundir
+    from scyc.lifecycle.tracking import RunOutputs, WandbStartError
+    from scyc.platforms import distributed
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -126,7 +127,7 @@ def train(cfg: DictConfig) -> float:
                 config = load(cfg)
                 validate(config)  # the one validation pass; the constructors below check their own parameters
                 _note_paper_preset(HydraConfig.get().runtime.choices)
-                experiment = build_run(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
+                run = build_run(config, run_dir, resume=rundir.prepare_all_ranks(config, run_dir, env))
             if env.is_main:  # accepted: now .hydra/ records this invocation
                 rundir.accept(run_dir, cfg)
         except rundir.RunComplete as done:
@@ -149,7 +150,7 @@ def train(cfg: DictConfig) -> float:
             print(f"interrupted: {_interrupt(exc)}; nothing was written", file=sys.stderr)
             sys.exit(getattr(exc, "exit_code", 130))
         try:
-            return float(experiment.run()["final_val_acc"])
+            return float(run_rounds(run)["final_val_acc"])
         except KeyboardInterrupt as exc:  # guards.RunInterrupted, or a signal that came before the run's handler
             print(f"interrupted: {_interrupt(exc)}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
             code = getattr(exc, "exit_code", 130)
@@ -189,12 +190,12 @@ def run(overrides: Sequence[str] = (), *, run_dir: str | os.PathLike, config_dir
     then the CLI's guards: validation, the run dir's lock, and the resume rules (a dir that holds a run is
     refused without ``resume=true``; ``resume=true`` continues from its last checkpoint, or returns the summary
     of a finished run). A relative ``data_dir`` is taken from the repository root, where
-    the CLI runs. Refusals raise ``scyc.registry.ConfigError`` (the CLI's exit 2); a failed run raises after
+    the CLI runs. Refusals raise ``scyc.foundations.registry.ConfigError`` (the CLI's exit 2); a failed run raises after
     marking it failed in summary.json. The run dir gets ``.hydra/config.yaml`` and ``overrides.yaml`` and a
     ``train.log``, like a CLI run's. One call at a time per process: a call while another runs (from another
     thread) is refused with ``ConfigError``, since runs in one process share torch's global RNG and settings.
     """
-    from scyc.registry import ConfigError
+    from scyc.foundations.registry import ConfigError
 
     if not _API_RUN.acquire(blocking=False):
         raise ConfigError(
@@ -214,10 +215,10 @@ _API_RUN = threading.Lock()  # held by the scyc.run call in progress: one at a t
 def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | None) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
-    from scyc import overrides as checked
-    from scyc import rundir
     from scyc.config import load, register_configs, validate
-    from scyc.registry import ConfigError
+    from scyc.foundations import overrides as checked
+    from scyc.foundations.registry import ConfigError
+    from scyc.lifecycle import rundir
 
     register_configs()
     checked.check(overrides, CONF)
@@ -232,7 +233,7 @@ def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | 
     resolve_data_dir(cfg)
     config = load(cfg)
     validate(config)
-    from scyc.guards import determinism_scope
+    from scyc.lifecycle.guards import determinism_scope
 
     rundir.API_CALL = list(overrides)  # summary.json's command and the resume hint name this call
     try:
@@ -242,14 +243,21 @@ def _compose_and_run(overrides: Sequence[str], run_dir: Path, config_dir: str | 
         rundir.API_CALL = None
 
 
-def build_run(cfg: Config | DictConfig, run_dir: str | os.PathLike, resume: Any = None) -> Experiment:
+def build_run(cfg: Config | DictConfig, run_dir: str | os.PathLike, resume: Any = None) -> Run:
     """The run of ``cfg`` in ``run_dir``, built: every component assembled and checked once (state, data, model,
-    pruner, schedule, speed, outputs, callbacks, the start-up checks), nothing trained or written yet; its ``run()``
-    trains it. The one public way to build a run: ``train.py``, ``scyc.run`` and the scripts go through here
-    (``resume``: the checkpoint ``scyc.rundir.prepare`` found, or None)."""
-    from scyc.experiment import Experiment
+    pruner, schedule, speed, outputs, callbacks, the start-up checks), nothing trained or written yet;
+    ``run_rounds`` trains it. The one public way to build a run: ``train.py``, ``scyc.run`` and the scripts go through here
+    (``resume``: the checkpoint ``scyc.lifecycle.rundir.prepare`` found, or None)."""
+    from scyc.lifecycle import build
 
-    return Experiment(cfg, Path(run_dir), resume=resume)
+    return build.build_run(cfg, Path(run_dir), resume=resume)
+
+
+def run_rounds(run: Run) -> dict[str, Any]:
+    """Train a built run round after round (``scyc.lifecycle.loop``); returns its summary."""
+    from scyc.lifecycle.loop import run_rounds as loop
+
+    return loop(run)
 
 
 def compose(overrides: Sequence[str] = ()) -> Config:
@@ -259,8 +267,8 @@ def compose(overrides: Sequence[str] = ()) -> Config:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from scyc import overrides as checked
     from scyc.config import load, register_configs, validate
+    from scyc.foundations import overrides as checked
 
     register_configs()
     checked.check(overrides, CONF)
@@ -281,10 +289,10 @@ def resolve_data_dir(cfg: DictConfig) -> None:
 
 def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str, Any]:
     """``run`` once the config is valid: the CLI's run-dir decision, then the run with its own log file."""
-    from scyc import rundir
+    from scyc.lifecycle import rundir
 
     try:
-        experiment = build_run(config, run_dir, resume=rundir.prepare(config, run_dir))
+        run = build_run(config, run_dir, resume=rundir.prepare(config, run_dir))
     except rundir.RunComplete as done:  # nothing to do, or refused: the run dir as this call found it
         rundir.abandon(run_dir)
         return done.summary
@@ -299,7 +307,7 @@ def _run(config: Any, cfg: Any, overrides: list[str], run_dir: Path) -> dict[str
     level = logger.level
     logger.setLevel(logging.INFO if level == logging.NOTSET else level)
     try:
-        return experiment.run()
+        return run_rounds(run)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)

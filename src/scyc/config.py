@@ -6,13 +6,13 @@ exist (struct mode) and a value of the wrong type (``pruner.rate=abc``), naming 
 
 - **pruner, model, dataset**: ``PrunerConfig``, ``ModelConfig`` and ``DatasetConfig`` hold only the keys every
   option of the group has. Each option composes against its own schema, a subclass generated from its class's
-  constructor (``scyc.schema.option_schema``, made by ``option_schemas``) and named first in its YAML's defaults list
+  constructor (``scyc.foundations.schema.option_schema``, made by ``option_schemas``) and named first in its YAML's defaults list
   (``- /schema/pruner/snip@_here_``): a key of another option (``pruner=snip pruner.seed=3``) or a wrongly
   typed one (``pruner.batches=abc``) is refused by Hydra.
 - **schedule**: a policy x shape pair whose pieces swap on the command line (``schedule.shape=step_decay
   +schedule.gamma=0.2``; ``+`` or not: the key exists, unset; ``schedule.base_lr=null`` unsets a key the new
   piece does not use), so its keys stay flat: the composed section's schema is ``ScheduleConfig`` plus every
-  registered piece's keys, typed and ``null`` unless set (``scyc.schema.union_schema``); ``build_schedule``
+  registered piece's keys, typed and ``null`` unless set (``scyc.foundations.schema.union_schema``); ``build_schedule``
   refuses a set key that neither piece in use takes.
 - **train**'s ``eval_batch_size`` (auto or an integer), ``channels_last`` and ``cuda_graphs`` (auto, true or
   false): OmegaConf 2.3 has no union and its Enum nodes refuse YAML's true/false, so Hydra checks them as strings
@@ -39,8 +39,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from scyc.registry import ConfigError
-from scyc.schema import option_schema, union_schema
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.schema import option_schema, union_schema
 
 
 @dataclass(kw_only=True)
@@ -63,13 +63,13 @@ class Group:
 @dataclass(kw_only=True)
 class ModelConfig(Group):
     """Every model's keys: ``name`` (a registered model, a timm name or a dotted path). Each option's own keys are
-    its schema's (``scyc.schema``: the factory's keyword parameters)."""
+    its schema's (``scyc.foundations.schema``: the factory's keyword parameters)."""
 
 
 @dataclass(kw_only=True)
 class DatasetConfig(Group):
     """Every data set's keys: what ``build_data`` reads (the split, the subsets, the training augmentation). Each
-    option's own keys (root, download, ...) are its schema's (``scyc.schema``: the factory's keyword parameters)."""
+    option's own keys (root, download, ...) are its schema's (``scyc.foundations.schema``: the factory's keyword parameters)."""
 
     crop_padding: int | None = None  # training augmentation: random crop of the image padded by this; null: none
     flip: bool | None = None  # random horizontal flip (training); null: none
@@ -82,7 +82,7 @@ class DatasetConfig(Group):
 @dataclass(kw_only=True)
 class PrunerConfig(Group):
     """Every pruner's keys: the round loop's (conf/config.yaml sets them) and ``rate``/``min_remaining``, which every
-    pruner's constructor takes. Each option's own keys (``snip``'s batches) are its schema's (``scyc.schema``)."""
+    pruner's constructor takes. Each option's own keys (``snip``'s batches) are its schema's (``scyc.foundations.schema``)."""
 
     rate: float
     rounds: int
@@ -99,7 +99,7 @@ class PrunerConfig(Group):
 @dataclass(kw_only=True)
 class ScheduleConfig(Group):
     """A schedule's own keys; the composed section's type adds every policy's and shape's keys, each null unless
-    set (``scyc.schema.union_schema``), and ``build_schedule`` gives each piece those of its signature."""
+    set (``scyc.foundations.schema.union_schema``), and ``build_schedule`` gives each piece those of its signature."""
 
     policy: str
     shape: str
@@ -252,7 +252,7 @@ DATA_FROM_RUN = ("data_dir",)  # a data-set factory's, given by the run
 @functools.cache
 def option_schemas() -> dict[str, dict[str, type]]:
     """``{group: {option: schema}}`` for every registered pruner, model (and ``timm``: any timm name) and data set,
-    each generated from its constructor (``scyc.schema.option_schema``)."""
+    each generated from its constructor (``scyc.foundations.schema.option_schema``)."""
     from scyc.data import DATASETS  # the registries (torch): their constructors are the schemas
     from scyc.models import MODELS
     from scyc.models.timm_models import timm_model
@@ -268,7 +268,7 @@ def option_schemas() -> dict[str, dict[str, type]]:
 
 @functools.cache
 def schedule_schema() -> type:
-    """The ``schedule`` section: ``ScheduleConfig`` and every registered piece's keys (``scyc.schema.union_schema``)."""
+    """The ``schedule`` section: ``ScheduleConfig`` and every registered piece's keys (``scyc.foundations.schema.union_schema``)."""
     from scyc.schedules import POLICIES, SHAPES
 
     return union_schema(ScheduleConfig, {f"{r.kind} {n}": r.get(n) for r in (POLICIES, SHAPES) for n in r.names()})

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from scyc.analysis.figures import RunFiguresCallback, make_figures
 from scyc.analysis.gradients import GradientAnalysis, GradientProbe
-from scyc.callbacks import Callback
+from scyc.lifecycle.callbacks import Callback
 
 if TYPE_CHECKING:
     from scyc.config import AnalysisConfig

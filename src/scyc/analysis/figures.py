@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scyc.callbacks import Callback
-from scyc.rundirs import SURVIVING, RunDir
-from scyc.utils import atomic_write
+from scyc.foundations.utils import atomic_write
+from scyc.lifecycle.callbacks import Callback
+from scyc.sweep.rundirs import SURVIVING, RunDir
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from scyc.callbacks import RunView
+    from scyc.lifecycle.callbacks import RunView
 
 log = logging.getLogger(__name__)
 

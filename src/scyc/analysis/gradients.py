@@ -65,16 +65,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scyc.callbacks import Callback, RunView
 from scyc.data.loader import TensorLoader, augment_batch
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import atomic_write
+from scyc.lifecycle.callbacks import Callback, RunView
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
-from scyc.utils import atomic_write
 
 if TYPE_CHECKING:
     from scyc.config import AnalysisConfig
     from scyc.data import DataSplits
-    from scyc.state import RoundResult
+    from scyc.lifecycle.state import RoundResult
 
 log = logging.getLogger(__name__)
 
@@ -495,7 +495,8 @@ def check_analysis_config(cfg: AnalysisConfig) -> None:
 
 
 class GradientAnalysis(Callback):
-    """Measures the gradient distribution at the start and end of every round; writes ``grad_stats.csv``,
+    """Measures the gradient distribution at the start of every round (``measure``, a step of the round loop, whose
+    result a policy read from gradients gets) and at its end (``on_round_end``); writes ``grad_stats.csv``,
     ``grad_hist.npz`` and logs the statistics and histograms to W&B (``grad/<when>/<layer>/<stat>``)."""
 
     def __init__(self, cfg: AnalysisConfig) -> None:  # its values checked once, by config.validate
@@ -517,9 +518,6 @@ class GradientAnalysis(Callback):
         self.outputs = run.outputs
         run.outputs.wandb.define_metric("grad/*", step_metric="round/index")
         run.outputs.wandb.define_metric("grad_hist/*", step_metric="round/index")
-
-    def on_round_start(self, run: RunView, round_idx: int) -> None:
-        self.latest_start = self.measure(run, round_idx, "start")  # what a policy read from gradients uses
 
     # A resumed run continues with the same fixed bins and the earlier measurements (checkpointed).
     def state_dict(self) -> dict[str, Any]:

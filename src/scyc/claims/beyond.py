@@ -9,7 +9,7 @@ import pandas as pd
 
 from scyc.claims.data import Data
 from scyc.claims.main_table import ENDPOINT, NAMES, _p, _sign, endpoint_table, tuning_windows
-from scyc.tables import LEVEL, primary_endpoints
+from scyc.sweep.tables import LEVEL, primary_endpoints
 
 TABLE = "fashion_mnist_default"
 TUNING = "fmnist_lenet300_runs"

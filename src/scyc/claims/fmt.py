@@ -1,4 +1,4 @@
-"""How a number is written on the claims page: the same rules as the committed tables (scyc.tables)."""
+"""How a number is written on the claims page: the same rules as the committed tables (scyc.sweep.tables)."""
 
 from __future__ import annotations
 

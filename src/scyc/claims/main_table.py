@@ -8,8 +8,8 @@ import math
 
 import pandas as pd
 
-from scyc.stats import mean_interval
-from scyc.tables import LEVEL, aggregate, primary_endpoints, runs_from_long
+from scyc.sweep.stats import mean_interval
+from scyc.sweep.tables import LEVEL, aggregate, primary_endpoints, runs_from_long
 
 SHALLOW_ROUNDS = 5  # the earlier protocol's window: the first 5 rounds (sparsity <= 59 %)
 DEEP_TUNING = 0.98  # the tuning objective's window

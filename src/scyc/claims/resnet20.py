@@ -16,8 +16,8 @@ from scyc.claims.main_table import (
     endpoint_table,
     gradient_ratios,
 )
-from scyc.stats import mean_interval
-from scyc.tables import LEVEL
+from scyc.sweep.stats import mean_interval
+from scyc.sweep.tables import LEVEL
 
 TABLE = "fashion_mnist_resnet20"
 TUNING = "fmnist_resnet20_runs"

@@ -1,5 +1,5 @@
 """A table's per-seed data: its long CSV (docs/results/<name>_runs.csv, one line per run and round, written by
-make_table.py beside the table), rebuilt into the table by scyc.tables. For what needs the seeds and the tidy
+make_table.py beside the table), rebuilt into the table by scyc.sweep.tables. For what needs the seeds and the tidy
 table.csv cannot give: the primary endpoint (S-Cyc minus each named row, paired, Holm-adjusted) and paired
 intervals against a NAMED row at each level."""
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from scyc import tables
 from scyc.claims.errors import ClaimsError
 from scyc.claims.table import ALL, DEEP_FROM, Window
-from scyc.stats import paired_interval
+from scyc.sweep import tables
+from scyc.sweep.stats import paired_interval
 
 
 class Runs:
@@ -36,7 +36,7 @@ class Runs:
         return self._rows[label]
 
     def endpoints(self, min_sparsity: float = DEEP_FROM, comparisons: Sequence[str] | None = None) -> tables.Endpoints:
-        """The primary endpoint as make_table.py --endpoint computes it (scyc.tables.primary_endpoints)."""
+        """The primary endpoint as make_table.py --endpoint computes it (scyc.sweep.tables.primary_endpoints)."""
         return tables.primary_endpoints(self.table, min_sparsity, comparisons)
 
     def paired(self, a: str, b: str, window: Window = ALL) -> pd.DataFrame:

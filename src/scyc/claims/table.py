@@ -1,4 +1,4 @@
-"""One committed table CSV (the tidy format scyc.tables writes: ``kind`` schedule|margin, ``label``, ``sparsity``,
+"""One committed table CSV (the tidy format scyc.sweep.tables writes: ``kind`` schedule|margin, ``label``, ``sparsity``,
 ``mean``, ``best``, ``vs``, ``ci_low``, ``ci_high``, ...; accuracies in percent) and the questions the claims page
 asks of it. Every helper takes a sparsity ``Window`` so a paragraph can say "up to 98.2 %" or "from 98.56 % on"
 and be computed over exactly those levels."""

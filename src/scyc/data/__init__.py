@@ -11,7 +11,7 @@ import torch
 
 from scyc.data.base import DATASETS, Augment, RawData
 from scyc.data.loader import TensorLoader
-from scyc.registry import ConfigError, import_submodules
+from scyc.foundations.registry import ConfigError, import_submodules
 
 import_submodules("scyc.data")
 

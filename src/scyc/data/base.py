@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import torch
 
-from scyc.registry import ConfigError, Registry
+from scyc.foundations.registry import ConfigError, Registry
 
 T = TypeVar("T")
 

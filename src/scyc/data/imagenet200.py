@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from scyc.data.base import DATASETS, RawData, find_or_fetch
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 log = logging.getLogger(__name__)
 

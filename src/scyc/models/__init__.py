@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
+from scyc.foundations.registry import ConfigError, Registry, import_submodules
 from scyc.models.pooling import deterministic_pools
-from scyc.registry import ConfigError, Registry, import_submodules
 
 MODELS: Registry[nn.Module] = Registry("model")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 
 def is_timm_model(name: str) -> bool:

@@ -1,9 +1,9 @@
 """Pruning: masks, the pruner registry, reset strategies."""
 
+from scyc.foundations.registry import import_submodules
 from scyc.pruning.base import PRUNERS, PruneContext, Pruner, select_lowest
 from scyc.pruning.masks import MaskSet, prunable_weights
 from scyc.pruning.resets import RESETS
-from scyc.registry import import_submodules
 
 import_submodules("scyc.pruning")
 

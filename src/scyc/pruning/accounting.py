@@ -14,8 +14,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scyc.callbacks import Callback, RunView
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.callbacks import Callback, RunView
 
 LAYER_COLUMNS = ["round", "layer", "numel", "sparsity"]
 

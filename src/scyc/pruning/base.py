@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from scyc.foundations.registry import ConfigError, Registry
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError, Registry
 
 PRUNERS: Registry[Pruner] = Registry("pruner")
 SCOPES = ("global", "layer")

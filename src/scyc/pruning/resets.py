@@ -24,8 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from scyc.foundations.registry import Registry
 from scyc.pruning.masks import MaskSet
-from scyc.registry import Registry
 
 Reset = Callable[[nn.Module, MaskSet, dict[str, dict[str, torch.Tensor]], torch.Generator | None], None]
 RESETS: Registry[None] = Registry("pruner.reset")

@@ -17,9 +17,9 @@ import itertools
 
 import torch
 
+from scyc.foundations.registry import ConfigError
 from scyc.pruning.base import PRUNERS, PruneContext, Pruner
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
 
 
 @PRUNERS.register("snip")

@@ -1,6 +1,6 @@
 """LR schedules for iterative pruning: across-round policies x within-round shapes."""
 
-from scyc.registry import import_submodules
+from scyc.foundations.registry import import_submodules
 from scyc.schedules.policies import POLICIES, MaxLRPolicy, MeasuredPolicy, s_curve
 from scyc.schedules.schedule import Schedule, build_schedule
 from scyc.schedules.shapes import SHAPES, Shape

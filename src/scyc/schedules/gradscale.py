@@ -28,7 +28,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules.policies import POLICIES, MeasuredPolicy
 from scyc.schedules.shapes import check_lr
 

@@ -1,7 +1,7 @@
 """The oracle's across-round policy: a grid of ``max_lr`` candidates searched in every round.
 
 ``GridPolicy.candidates`` returns the whole grid (ascending); the round loop hands a round with several
-candidates to ``scyc.oracle.Oracle.search``, which trains one candidate per value from the same post-prune
+candidates to ``scyc.lifecycle.oracle.Oracle.search``, which trains one candidate per value from the same post-prune
 state, keeps the one with the best validation accuracy (ties go to the smaller ``max_lr``) and carries
 it to the next round. A round costs ``len(grid)`` times a normal round.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules.policies import POLICIES, MaxLRPolicy
 from scyc.schedules.shapes import check_lr
 

@@ -6,7 +6,7 @@ import math
 
 from torch.optim.lr_scheduler import OneCycleLR
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules.shapes import SHAPES, Shape, check_fraction, set_lr
 
 

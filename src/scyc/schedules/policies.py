@@ -11,7 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
-from scyc.registry import ConfigError, Registry
+from scyc.foundations.registry import ConfigError, Registry
 from scyc.schedules.shapes import check_lr
 
 POLICIES: Registry[MaxLRPolicy] = Registry("schedule.policy")

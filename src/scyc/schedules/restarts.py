@@ -6,7 +6,7 @@ import math
 
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, LRScheduler
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules.shapes import SHAPES, Shape, check_int, check_lr, set_lr
 
 

@@ -2,7 +2,7 @@
 
 ``conf/schedule/<option>.yaml`` names a policy and a shape and lists their parameters flat
 (``schedule.max_lr_low``, ``schedule.base_lr`` ...); each parameter goes to whichever of the two takes it as a
-keyword parameter of its constructor (``scyc.schema.keyword_params``). Any pair composes from the command line (``schedule.shape=constant``),
+keyword parameter of its constructor (``scyc.foundations.schema.keyword_params``). Any pair composes from the command line (``schedule.shape=constant``),
 and either piece may be a dotted import path to a user's own class. ``schedule.lag_rounds`` (default 0)
 belongs to neither: round r's ``max_lr`` is read at the sparsity of round r - lag_rounds (round 0's for
 r < lag_rounds); 1 is the timing of the S-Cyc/SILO public code (the sparsity before round r's pruning).
@@ -17,10 +17,10 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.schema import keyword_params
 from scyc.schedules.policies import POLICIES, MaxLRPolicy
 from scyc.schedules.shapes import SHAPES, Shape
-from scyc.schema import keyword_params
 
 RESERVED = ("name", "policy", "shape")
 
@@ -52,7 +52,7 @@ class Schedule:
     @property
     def cycles_momentum(self) -> bool:
         """Whether the shape changes SGD's momentum inside a round (``one_cycle`` with ``cycle_momentum=true``):
-        a CUDA graph bakes momentum in at capture (``scyc.speed``)."""
+        a CUDA graph bakes momentum in at capture (``scyc.platforms.speed``)."""
         return bool(getattr(self.shape, "cycle_momentum", False))
 
     def build_round(self, optimizer: Optimizer, max_lr: float, total_steps: int, steps_per_epoch: int) -> LRScheduler:

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ConstantLR, CyclicLR, LRScheduler
 
-from scyc.registry import ConfigError, Registry
+from scyc.foundations.registry import ConfigError, Registry
 
 SHAPES: Registry[Shape] = Registry("schedule.shape")
 

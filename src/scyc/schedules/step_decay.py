@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, MultiStepLR
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 from scyc.schedules.shapes import SHAPES, Shape, check_fraction, fraction_step, set_lr
 
 

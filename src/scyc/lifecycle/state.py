@@ -3,7 +3,7 @@
 ``RunState`` owns the model, the masks, the snapshots the resets need (``init``, ``rewind``), the
 data/augmentation generator (and with it every global RNG), the global step and the rows recorded so
 far. The round in progress (optimiser, LR scheduler, best-validation tracking) and the callbacks own
-their own ``state_dict``s; ``scyc.checkpoint`` only writes and reads the files.
+their own ``state_dict``s; ``scyc.lifecycle.checkpoint`` only writes and reads the files.
 """
 
 from __future__ import annotations
@@ -16,11 +16,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import rng_state, set_rng_state
 from scyc.pruning.masks import MaskSet
-from scyc.registry import ConfigError
-from scyc.utils import rng_state, set_rng_state
 
 log = logging.getLogger("scyc")
+
+
+def columns(record: type) -> list[str]:
+    """The CSV columns of a record dataclass: its fields in their order, less those marked ``csv=False``. The
+    dataclass is the one place a column is declared; the tables' headers and rows follow it."""
+    return [f.name for f in fields(record) if f.metadata.get("csv", True)]
+
+
+# A record's columns are its fields in order, and a dataclass lays out its bases' fields first, the last base
+# first: ``class RoundResult(Metrics, RoundKey)`` has RoundKey's fields, then the metrics, then its own. That
+# is the order the files have always had (tests/test_columns.py holds it). A new column is a new field at the
+# end of its class, with a default, so that rows of older checkpoints still load.
 
 
 @dataclass
@@ -36,14 +48,20 @@ class Metrics:
 
 
 @dataclass
-class RoundResult(Metrics):
-    """One row of ``results.csv``: the round's network, its ``max_lr``, the last epoch's metrics and the
-    epoch of the best validation accuracy."""
+class RoundKey:
+    """Which round a row of ``results.csv`` is: the round, its network's sparsity and size, its ``max_lr``."""
 
     round: int
     sparsity: float
     alive: int
     max_lr: float
+
+
+@dataclass
+class RoundResult(Metrics, RoundKey):
+    """One row of ``results.csv``: the round's network, its ``max_lr``, the last epoch's metrics and the
+    epoch of the best validation accuracy; then the columns callbacks add (``RunOutputs.add_round_column``)."""
+
     best_val_acc: float
     best_val_epoch: int
     test_acc_at_best_val: float
@@ -53,29 +71,40 @@ class RoundResult(Metrics):
     # callbacks, the round checkpoint (and for the oracle the other candidates' training). NaN in rows of runs
     # written before this column existed.
     other_seconds: float = math.nan
+    # the values of the columns callbacks added (name -> value), after the fields' columns; set through the
+    # run's outputs, checkpointed with the row
+    added: dict[str, Any] = field(default_factory=dict, metadata={"csv": False})
+
+    def row(self) -> dict[str, Any]:
+        """The row of ``results.csv``: the fields' columns, then the added ones."""
+        return {k: getattr(self, k) for k in RESULT_COLUMNS} | self.added
 
 
 @dataclass
-class EpochRecord(Metrics):
-    """One row of ``epochs.csv`` plus the epoch's per-step LRs (``lr_trace.csv``)."""
+class EpochKey:
+    """Which epoch a row of ``epochs.csv`` is, and the LR it trained at."""
 
     round: int
     epoch: int
     sparsity: float
     max_lr: float
     lr_last: float
+
+
+@dataclass
+class EpochRecord(Metrics, EpochKey):
+    """One row of ``epochs.csv`` plus the epoch's per-step LRs (``lr_trace.csv``)."""
+
     seconds: float
-    lrs: list[float] = field(default_factory=list, repr=False)
+    lrs: list[float] = field(default_factory=list, repr=False, metadata={"csv": False})
 
     def row(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in EPOCH_COLUMNS}
 
 
-METRICS = [f.name for f in fields(Metrics)]
-# the CSV columns, in the order the files have always had (the metrics after the round's identity)
-RESULT_COLUMNS = ["round", "sparsity", "alive", "max_lr", *METRICS, "best_val_acc", "best_val_epoch",
-                  "test_acc_at_best_val", "epoch_seconds", "round_seconds", "other_seconds"]  # fmt: skip
-EPOCH_COLUMNS = ["round", "epoch", "sparsity", "max_lr", "lr_last", *METRICS, "seconds"]
+METRICS = columns(Metrics)
+RESULT_COLUMNS = columns(RoundResult)  # the CSV headers (callbacks' columns follow RESULT_COLUMNS)
+EPOCH_COLUMNS = columns(EpochRecord)
 
 
 @dataclass
@@ -96,7 +125,8 @@ class RunState:
             "snapshots": self.snapshots,
             "rng": rng_state(self.generator),
             "global_step": int(self.global_step),
-            "results": [asdict(r) for r in self.results],
+            # a result without added columns is stored as before they existed
+            "results": [{k: v for k, v in asdict(r).items() if k != "added" or v} for r in self.results],
             "epochs": [dict(r) for r in self.epochs],
         }
 

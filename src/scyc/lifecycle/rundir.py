@@ -3,7 +3,7 @@ fresh run, resume the newest loadable checkpoint (``resume=true``), or refuse.
 
 - A directory that holds a run (``RUN_MARKERS`` or checkpoints) is never overwritten: without
   ``resume=true`` the invocation is refused with a command that resumes it.
-- ``resume=true`` needs the checkpoint's config, minus the keys that change nothing computed (``scyc.keys``); ``pruner.rounds`` may grow
+- ``resume=true`` needs the checkpoint's config, minus the keys that change nothing computed (``scyc.foundations.keys``); ``pruner.rounds`` may grow
   (the run is extended); a finished run raises ``RunComplete``; a directory with results but no
   checkpoint is refused.
 - ``<run_dir>/.lock`` (``filelock``) keeps a second process out while the run lives; the OS releases
@@ -30,10 +30,10 @@ from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from scyc.checkpoint import Checkpointer, load_checkpoint, position
-from scyc.keys import changes_no_result, same_value
-from scyc.registry import ConfigError
-from scyc.utils import atomic_write
+from scyc.foundations.keys import changes_no_result, same_value
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import atomic_write
+from scyc.lifecycle.checkpoint import Checkpointer, load_checkpoint, position
 
 log = logging.getLogger("scyc")
 
@@ -66,7 +66,7 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys whose values differ between the checkpoint's config and this invocation's, minus the ones
-    a resumed run may change (``scyc.keys.NON_RESULT_KEYS``) or increase (``RESUME_MAY_GROW``)."""
+    a resumed run may change (``scyc.foundations.keys.NON_RESULT_KEYS``) or increase (``RESUME_MAY_GROW``)."""
     a, b = _flatten(saved), _flatten(current)
 
     def allowed(k: str) -> bool:

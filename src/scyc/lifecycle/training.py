@@ -21,8 +21,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from scyc.platforms.speed import autocast
 from scyc.pruning.masks import MaskSet
-from scyc.speed import autocast
 
 
 @dataclass
@@ -60,8 +60,8 @@ class CudaGraphStep:
     which capture forbids, in the warm-up steps too, so that a compiled model meets the capture with the
     autocast state it was compiled for and is not recompiled inside it); a batch of another shape (a short
     last batch) runs eagerly, and so does every step if the capture fails (a warning says why; the start-up
-    preflight, ``scyc.preflight``, refuses a run whose capture fails). Momentum is baked in at capture: a
-    step whose optimiser momentum differs raises (``scyc.speed`` refuses such schedules at start-up).
+    preflight, ``scyc.lifecycle.preflight``, refuses a run whose capture fails). Momentum is baked in at capture: a
+    step whose optimiser momentum differs raises (``scyc.platforms.speed`` refuses such schedules at start-up).
     ``replays`` counts the replayed steps. ``release`` frees the graph and its memory pool with its round.
     """
 
@@ -176,9 +176,9 @@ def train_epoch(
 ) -> EpochResult:
     """One epoch. ``amp_dtype`` (e.g. bf16) autocasts the forward pass and the loss. Each step's loss tensor
     is kept (no sync) so a non-finite epoch loss can be traced to its first bad step
-    (``scyc.guards.check_finite``); ``skip_nonfinite`` skips such batches instead, at the cost of one device
+    (``scyc.lifecycle.guards.check_finite``); ``skip_nonfinite`` skips such batches instead, at the cost of one device
     sync per step. ``cuda_graphs`` replays the step as a CUDA graph (``CudaGraphStep``; not with
-    ``skip_nonfinite``, which ``scyc.speed`` refuses)."""
+    ``skip_nonfinite``, which ``scyc.platforms.speed`` refuses)."""
     model.train()
     device = next(model.parameters()).device
     graph = CudaGraphStep.of(model, optimizer, masks, amp_dtype) if cuda_graphs else None

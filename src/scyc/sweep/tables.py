@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from scyc.keys import changes_no_result
-from scyc.rundirs import RunDir, find_run_dirs
-from scyc.stats import Difference, holm, paired_interval, welch_interval
+from scyc.foundations.keys import changes_no_result, meant
+from scyc.sweep.rundirs import RunDir, find_run_dirs
+from scyc.sweep.stats import Difference, holm, paired_interval, welch_interval
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ ORACLE = "oracle"
 SPARSITY_DECIMALS = 4
 LEVEL = 0.95
 # Override keys that never define a row: the seed (averaged over), the schedule (the row's name) and every key
-# that changes nothing computed (scyc.keys: resume, checkpoint.*, dataset.root, ...).
+# that changes nothing computed (scyc.foundations.keys: resume, checkpoint.*, dataset.root, ...).
 ROW_NEVER = {"seed", "schedule"}
 MARGIN_LABEL = "S-Cyc − best benchmark (picked per level after the fact; descriptive)"
 ABLATION = "cyclic_flat_top"  # cyclical LR flat at S-Cyc's tuned top: the shape-against-level row
@@ -263,7 +263,8 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def _identity(config: dict[str, Any], overrides: dict[str, str], seed: int | None) -> str:
     """What makes two runs the same run: the resolved config and the overrides (a config group's choice, which
     the config resolves, aside), both without the keys that change nothing computed, and the seed."""
-    kept = {k: v for k, v in _flat(config).items() if not changes_no_result(k) and k != "seed"} if config else {}
+    flat = _flat(config) if config else {}
+    kept = {k: meant(k, v) for k, v in flat.items() if not changes_no_result(k) and k != "seed"}
     kept |= {f"override:{k}": v for k, v in overrides.items() if not _is_ignored(k)}
     return yaml.safe_dump({"seed": seed, **kept}, sort_keys=True, default_flow_style=True)
 

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import platform
 import socket
@@ -21,8 +22,8 @@ from typing import Any
 
 import torch
 
-from scyc.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
-from scyc.utils import NoSpaceLeft, atomic_write, atomic_write_json, overwrite_in_place
+from scyc.foundations.utils import NoSpaceLeft, atomic_write, atomic_write_json, overwrite_in_place
+from scyc.lifecycle.state import EPOCH_COLUMNS, RESULT_COLUMNS, EpochRecord, RoundResult
 from scyc.version import __version__
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,12 @@ class CsvTable:
         """Replace the last row (rewrites the file atomically)."""
         self.rows[-1] = dict(row)
         if self.write:
+            atomic_write(self.path, self._render(self.rows, header=True))
+
+    def add_column(self, name: str) -> None:
+        """A column after the others; the rows so far leave it empty (the file is rewritten with it)."""
+        self.columns.append(name)
+        if self.rows and self.write:
             atomic_write(self.path, self._render(self.rows, header=True))
 
     def reset(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -212,6 +219,8 @@ class RunOutputs:
         self.summary: dict[str, Any] = {}
         self.wandb = WandbRun({"mode": "disabled"}, self.run_dir, {}, name="")
         self.log_every_steps = 50
+        self.added: list[str] = []  # results.csv's columns that callbacks added (add_round_column)
+        self._open: RoundResult | None = None  # the round whose row is written, not yet final (update_round)
 
     def table(self, name: str, columns: Sequence[str]) -> CsvTable:
         """A CSV of the run; on a fresh start, emptied of what a killed earlier attempt wrote."""
@@ -258,7 +267,10 @@ class RunOutputs:
                 table.reset([])
             return None
         ckpt, path = resume
-        self.results.reset(ckpt["state"]["results"])
+        rows = [RoundResult(**r).row() for r in ckpt["state"]["results"]]
+        for name in dict.fromkeys(k for row in rows for k in row if k not in self.results.columns):
+            self.results.add_column(name)  # a callback's column, kept with the checkpoint's rows
+        self.results.reset(rows)
         self.epochs.reset(ckpt["state"]["epochs"])
         truncate_rows(self.lr.path, int(ckpt["state"]["global_step"]))
         try:
@@ -309,20 +321,48 @@ class RunOutputs:
             self.wandb.log({"global_step": first_step + i, "step/lr": lrs[i]})
         self.wandb.log({"global_step": first_step + len(lrs), **{f"epoch/{k}": v for k, v in row.items()}})
 
-    def round(self, result: RoundResult, row: dict[str, Any]) -> None:
+    def add_round_column(self, name: str) -> None:
+        """A column of results.csv for a callback's own per-round value, after RoundResult's columns (added in
+        ``on_run_start``, filled with ``set_round_value``). A resumed run keeps it with the checkpoint's rows."""
+        if name in RESULT_COLUMNS or name in self.added:
+            raise ValueError(f"results.csv already has a column {name!r}")
+        self.added.append(name)
+        if name not in self.results.columns:  # on resume the checkpoint's rows may hold it already
+            self.results.add_column(name)
+
+    def set_round_value(self, name: str, value: Any) -> None:
+        """The value of the added column ``name`` in the row of the round just recorded: called in
+        ``on_round_end``, the one hook every recorded round runs (a resumed one too), after which the row is
+        written final and checkpointed. A value measured earlier in the round is kept by its callback until
+        then (with its ``state_dict`` if a resume inside the round must keep it). NaN where none is set."""
+        if name not in self.added:
+            raise ValueError(f"results.csv has no column {name!r} of a callback: add it with add_round_column first")
+        if self._open is None:
+            raise ValueError(f"set_round_value({name!r}) outside on_round_end: no round's row is open")
+        self._open.added[name] = value
+
+    def round(self, result: RoundResult) -> None:
+        """The round's row to results.csv and W&B; the callbacks' columns are filled in ``on_round_end`` and
+        written, with ``other_seconds``, by ``update_round``."""
+        result.added = dict.fromkeys(self.added, math.nan)
+        self._open = result
+        row = result.row()
         self.results.append(row)  # other_seconds follows with update_round
-        skip = ("round", "other_seconds")
+        skip = ("round", "other_seconds", *self.added)
         self.wandb.log({"round/index": result.round, **{f"round/{k}": v for k, v in row.items() if k not in skip}})
 
-    def update_round(self, result: RoundResult, row: dict[str, Any]) -> None:
-        """The round's row again, once its rest (``other_seconds``: measurement, checkpoint) is known."""
-        self.results.update_last(row)
-        self.wandb.log({"round/index": result.round, "round/other_seconds": result.other_seconds})
+    def update_round(self, result: RoundResult) -> None:
+        """The round's row again, final: its rest (``other_seconds``: measurement, checkpoint) and the values
+        callbacks set in ``on_round_end`` are known."""
+        self.results.update_last(result.row())
+        self._open = None
+        added = {f"round/{k}": v for k, v in result.added.items()}
+        self.wandb.log({"round/index": result.round, "round/other_seconds": result.other_seconds, **added})
 
 
 def provenance() -> dict[str, Any]:
     """Versions and the command line, for summary.json."""
-    from scyc import rundir
+    from scyc.lifecycle import rundir
 
     return {
         "versions": {"scyc": __version__, "torch": torch.__version__, "python": platform.python_version()},

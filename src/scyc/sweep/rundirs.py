@@ -1,4 +1,4 @@
-"""Reading run directories: the one reader behind the sweep tables (``scyc.tables``) and the figures
+"""Reading run directories: the one reader behind the sweep tables (``scyc.sweep.tables``) and the figures
 (``scyc.analysis.figures``, ``scripts/analyze_gradients.py``).
 
 A run directory is what ``train.py`` leaves: ``.hydra/{overrides,config}.yaml`` (Hydra), ``summary.json``,

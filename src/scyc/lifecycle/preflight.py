@@ -11,7 +11,7 @@ compile. ``run_preflight`` takes one tiny batch (16 images; a full batch with ``
 2. the evaluation (``evaluate`` on the model that runs forward, compiled or not);
 3. the gradient measurement (``analysis.grad_every_round``: a ``GradientProbe`` on that batch);
 4. the pruning selection (the configured pruner's scores and its exact selection; the masks are discarded);
-5. the copy of the run's state that the oracle (``scyc.oracle``) takes and restores for every candidate: the
+5. the copy of the run's state that the oracle (``scyc.lifecycle.oracle``) takes and restores for every candidate: the
    preflight itself restores the run through that path, so the run starts from exactly the state it had
    (weights, BatchNorm statistics, masks, every RNG and the data generator) and its results do not change.
 
@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.training import CudaGraphStep, evaluate, make_optimizer, train_epoch
 from scyc.pruning import PruneContext
-from scyc.registry import ConfigError
-from scyc.training import CudaGraphStep, evaluate, make_optimizer, train_epoch
 
 if TYPE_CHECKING:
-    from scyc.experiment import Experiment
+    from scyc.lifecycle.build import Run
 
 log = logging.getLogger("scyc")
 
@@ -69,68 +69,68 @@ def hint(stage: str, message: str, cfg: Any, keys: str) -> str:
     return f"change {keys}"
 
 
-def run_preflight(exp: Experiment) -> float:
-    """Run the stages on ``exp`` (a fully built ``Experiment``) and put it back as it was; returns the seconds
+def run_preflight(run: Run) -> float:
+    """Run the stages on ``run`` (a fully built ``Run``) and put it back as it was; returns the seconds
     taken. Raises ``ConfigError`` (one line) if a stage fails."""
-    cfg, t0 = exp.cfg, time.perf_counter()
-    saved = exp.state.clone()  # the oracle's copy of the run (stage 5 restores it)
-    modes = [m.training for m in exp.model.modules()]
-    x, y = tiny_batch(exp)
+    cfg, t0 = run.cfg, time.perf_counter()
+    saved = run.state.clone()  # the oracle's copy of the run (stage 5 restores it)
+    modes = [m.training for m in run.state.model.modules()]
+    x, y = tiny_batch(run)
     try:
         try:
             stage, keys = "training step", "train.precision, train.compile or train.cuda_graphs"
-            train_step(exp, x, y)
+            train_step(run, x, y)
             stage, keys = "evaluation", "train.precision or train.compile"
-            evaluate(exp.net, [(x, y)], exp.speed.autocast_dtype)
-            if exp.gradients is not None:
+            evaluate(run.trainer.net, [(x, y)], run.speed.autocast_dtype)
+            if run.gradients is not None:
                 stage, keys = "gradient measurement", "analysis.grad_every_round=false"
-                gradient_probe(exp, x, y)
-            if exp.rounds > 1:
+                gradient_probe(run, x, y)
+            if run.rounds > 1:
                 stage, keys = "pruning selection", f"pruner.name={cfg.pruner.name}"
-                ctx = PruneContext(model=exp.model, batches=lambda: iter([(x, y)]), generator=exp.generator)
-                exp.pruner.prune(exp.masks, ctx)
+                ctx = PruneContext(model=run.state.model, batches=lambda: iter([(x, y)]), generator=run.state.generator)
+                run.pruner.prune(run.state.masks, ctx)
         except (PreflightError, ConfigError):  # a refusal of its own (e.g. a pruner's) stays as it is
             raise
         except (RuntimeError, NotImplementedError, TypeError, ValueError, AssertionError) as exc:
             raise PreflightError(stage, keys, exc) from exc
         stage, keys = "state copy (the oracle's)", "schedule.policy"
         try:
-            restore(exp, saved, modes)
+            restore(run, saved, modes)
         except (RuntimeError, KeyError, ValueError) as exc:
             raise PreflightError(stage, keys, exc) from exc
     except PreflightError as exc:
-        restore(exp, saved, modes, strict=False)
+        restore(run, saved, modes, strict=False)
         raise ConfigError(
-            f"preflight on {exp.device.type} ({exp.state.model.__class__.__name__}, batch of {len(x)}): the "
+            f"preflight on {run.device.type} ({run.state.model.__class__.__name__}, batch of {len(x)}): the "
             f"{exc.stage} failed with {exc}; {hint(exc.stage, str(exc), cfg, exc.keys)}"
         ) from exc.__cause__
     seconds = time.perf_counter() - t0
     log.debug("preflight on %s: training step, evaluation, gradients, pruning, state copy ok (%.2f s)",
-              exp.device, seconds)  # fmt: skip
+              run.device, seconds)  # fmt: skip
     return seconds
 
 
-def tiny_batch(exp: Experiment) -> tuple[torch.Tensor, torch.Tensor]:
+def tiny_batch(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
     """The first batch (augmented, normalised, in the run's memory format) of a loader over the training split
     with its own generator: the run's generator is not advanced. With ``train.compile`` a full training batch:
     the compiled graph is then the one the run uses, not an extra compilation for a tiny shape."""
-    gen = torch.Generator(device=exp.device).manual_seed(0)
-    world, size = exp.dist.world_size, int(exp.cfg.train.batch_size)
-    size = size if exp.speed.compile else min(size, max(BATCH, 2 * world))
-    loader = exp.data.loader("train", size, train=True, generator=gen, **exp.dist.shard)
+    gen = torch.Generator(device=run.device).manual_seed(0)
+    world, size = run.dist.world_size, int(run.cfg.train.batch_size)
+    size = size if run.speed.compile else min(size, max(BATCH, 2 * world))
+    loader = run.data.loader("train", size, train=True, generator=gen, **run.dist.shard)
     return next(iter(loader))
 
 
-def train_step(exp: Experiment, x: torch.Tensor, y: torch.Tensor) -> None:
+def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
     """Training steps on the tiny batch as the run takes them; with CUDA graphs: warm-up, capture, replays."""
-    tcfg = exp.cfg.train
-    opt = make_optimizer(exp.model, 1e-3, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
+    tcfg = run.cfg.train
+    opt = make_optimizer(run.state.model, 1e-3, tcfg.momentum, tcfg.weight_decay, tcfg.nesterov)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    graphs = exp.speed.cuda_graphs
+    graphs = run.speed.cuda_graphs
     steps = 6 if graphs else 1  # three warm-up steps, the capture, replays
     try:
-        train_epoch(exp.train_model, [(x, y)] * steps, opt, sched, exp.masks, tcfg.skip_nonfinite,
-                    exp.speed.autocast_dtype, graphs)  # fmt: skip
+        train_epoch(run.trainer.train_model, [(x, y)] * steps, opt, sched, run.state.masks, tcfg.skip_nonfinite,
+                    run.speed.autocast_dtype, graphs)  # fmt: skip
         step = getattr(opt, "_scyc_graph", None)
         if graphs and (step is None or step.replays == 0):
             why = getattr(step, "error", None) or "no step was replayed"
@@ -139,23 +139,23 @@ def train_step(exp: Experiment, x: torch.Tensor, y: torch.Tensor) -> None:
         CudaGraphStep.release(opt)
 
 
-def gradient_probe(exp: Experiment, x: torch.Tensor, y: torch.Tensor) -> None:
+def gradient_probe(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
     from scyc.analysis.gradients import POPULATIONS, GradientProbe
 
-    a = exp.cfg.analysis
-    probe = GradientProbe(exp.masks, [(x, y)], bins=int(a.hist_bins), hist_range=a.hist_range,
+    a = run.cfg.analysis
+    probe = GradientProbe(run.state.masks, [(x, y)], bins=int(a.hist_bins), hist_range=a.hist_range,
                           normalize=bool(a.normalize), populations=POPULATIONS)  # fmt: skip
-    probe.measure(exp.model)
+    probe.measure(run.state.model)
 
 
-def restore(exp: Experiment, saved: dict[str, Any], modes: list[bool], strict: bool = True) -> None:
+def restore(run: Run, saved: dict[str, Any], modes: list[bool], strict: bool = True) -> None:
     """Put the run back as ``saved`` (``RunState.clone``): weights, buffers, masks, RNGs; no gradients."""
     try:
-        exp.state.load_state_dict(saved)
+        run.state.load_state_dict(saved)
     except Exception:
         if strict:
             raise
-    for p in exp.model.parameters():
+    for p in run.state.model.parameters():
         p.grad = None
-    for m, mode in zip(exp.model.modules(), modes):
+    for m, mode in zip(run.state.model.modules(), modes):
         m.training = mode

@@ -15,7 +15,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 log = logging.getLogger("scyc")
 

@@ -25,7 +25,7 @@ Every rank runs the whole experiment; what keeps them one run:
   empty directories. Non-zero ranks also drop Hydra's log-file handler (no interleaved lines in rank 0's
   log) and log warnings only.
 
-Files go through ``scyc.tracking.RunOutputs``, which writes on rank 0 only.
+Files go through ``scyc.lifecycle.tracking.RunOutputs``, which writes on rank 0 only.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ import torch.distributed as dist
 from submitit.slurm.slurm import SlurmJobEnvironment
 from torch import nn
 
-from scyc.callbacks import Callback, RunView
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.callbacks import Callback, RunView
 
 log = logging.getLogger(__name__)
 

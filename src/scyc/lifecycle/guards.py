@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 if TYPE_CHECKING:
+    from scyc.lifecycle.training import EpochResult
     from scyc.schedules import Schedule
-    from scyc.training import EpochResult
 
 log = logging.getLogger("scyc")
 
@@ -225,11 +225,11 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
 
 def configure_determinism(enabled: bool, device: torch.device) -> None:
     """``deterministic=true``: deterministic kernels only (an op without one raises; the start-up preflight,
-    ``scyc.preflight``, meets it on a tiny batch), no cuDNN autotuning. ``deterministic=false`` on CUDA lets
+    ``scyc.lifecycle.preflight``, meets it on a tiny batch), no cuDNN autotuning. ``deterministic=false`` on CUDA lets
     cuDNN benchmark its algorithms (``cudnn.benchmark``: the batches have fixed shapes). ``determinism_scope``
     puts every switch back when the job ends.
 
-    ``CUBLAS_WORKSPACE_CONFIG`` is set before any cuBLAS use of the run: this runs in ``Experiment.__init__``
+    ``CUBLAS_WORKSPACE_CONFIG`` is set before any cuBLAS use of the run: this runs in ``build_run``
     before the model is built, and cuBLAS sizes a handle's workspace at its first call; workspaces that an
     earlier job of the same process (a multirun) made are dropped so that they are made again with it.
 

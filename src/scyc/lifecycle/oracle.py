@@ -23,9 +23,9 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict
 
-from scyc.registry import ConfigError
-from scyc.state import EpochRecord, RoundResult, RunState
-from scyc.tracking import CsvTable, RunOutputs
+from scyc.foundations.registry import ConfigError
+from scyc.lifecycle.state import EpochRecord, RoundResult, RunState
+from scyc.lifecycle.tracking import CsvTable, RunOutputs
 
 ORACLE_COLUMNS = [
     "round", "max_lr", "val_acc", "test_acc", "chosen", "sparsity", "val_loss", "test_loss", "train_loss",

@@ -4,26 +4,24 @@ The round loop calls, in order: ``on_run_start`` once; per round ``on_round_star
 reset, before training), ``on_epoch_end`` after each recorded epoch, ``on_round_end`` after the round's
 result is recorded; ``on_run_end`` once with the summary. A callback sees the run through ``RunView``
 (read-only properties; the rewind snapshot is saved through ``save_snapshot``) and writes through
-``run.outputs`` (rank 0 writes in a data-parallel run). A callback with state that a resumed run needs has
-``state_dict`` / ``load_state_dict``.
+``run.outputs`` (rank 0 writes in a data-parallel run): its own tables (``table``), or its own results.csv
+column (``add_round_column`` in ``on_run_start``, ``set_round_value`` in ``on_round_end``). A callback with
+state that a resumed run needs has ``state_dict`` / ``load_state_dict``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
     from scyc.config import Config
     from scyc.data import DataSplits
-    from scyc.pruning.masks import MaskSet
-    from scyc.state import RoundResult, RunState
-    from scyc.tracking import RunOutputs
+    from scyc.lifecycle.state import RoundResult, RunState
+    from scyc.lifecycle.tracking import RunOutputs
 
 
 class RunView:
@@ -36,33 +34,15 @@ class RunView:
     def __init__(self, cfg: Config, run_dir: Path, state: RunState, data: DataSplits, outputs: RunOutputs) -> None:
         self._cfg, self._run_dir, self._state, self._data, self._outputs = cfg, run_dir, state, data, outputs
 
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def run_dir(self) -> Path:
-        return self._run_dir
-
-    @property
-    def model(self) -> nn.Module:
-        return self._state.model
-
-    @property
-    def masks(self) -> MaskSet:
-        return self._state.masks
-
-    @property
-    def snapshots(self) -> Mapping[str, dict[str, torch.Tensor]]:
-        return MappingProxyType(self._state.snapshots)
-
-    @property
-    def data(self) -> DataSplits:
-        return self._data
-
-    @property
-    def outputs(self) -> RunOutputs:
-        return self._outputs
+    # Read-only: a property each, no setter (``cfg``: Config, ``run_dir``: Path, ``model``: nn.Module, ``masks``:
+    # MaskSet, ``snapshots``: a read-only Mapping[str, state dict], ``data``: DataSplits, ``outputs``: RunOutputs).
+    cfg = property(lambda self: self._cfg)
+    run_dir = property(lambda self: self._run_dir)
+    model = property(lambda self: self._state.model)
+    masks = property(lambda self: self._state.masks)
+    snapshots = property(lambda self: MappingProxyType(self._state.snapshots))
+    data = property(lambda self: self._data)
+    outputs = property(lambda self: self._outputs)
 
     def save_snapshot(self, name: str, state_dict: dict[str, torch.Tensor]) -> None:
         """Keep ``state_dict`` as the run's snapshot ``name`` (checkpointed with the run's state)."""

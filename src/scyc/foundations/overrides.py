@@ -19,7 +19,7 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 GROUPS = ("model", "dataset", "pruner", "schedule")  # the option groups of conf/ that a plain key=value picks
 EXTRA = re.compile(r"^(model|dataset|pruner|schedule)\.extra(\.|$)")

@@ -16,9 +16,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from scyc.keys import changes_no_result
+from scyc.foundations.keys import changes_no_result
 
-log = logging.getLogger("scyc.sweeps")
+log = logging.getLogger("scyc.sweep.sweeps")
 
 
 # The failed runs of the multirun that just ended in this process (SweepStatus), for train.py's exit status.
@@ -34,7 +34,7 @@ class SweepStatus(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import json
 
-        from scyc.rundirs import find_run_dirs
+        from scyc.sweep.rundirs import find_run_dirs
 
         FAILED_RUNS.clear()
         for run in find_run_dirs(Path(str(config.hydra.sweep.dir))):
@@ -56,7 +56,7 @@ def sweep_group(sweep_dir: str | Path) -> str:
     """The W&B group of a sweep: the sweep dir's name, then the sweep's own overrides, as
     ``<sweep_dir>/multirun.yaml`` (written by Hydra before the first job) records them, the swept ones first
     (``2026-01-01_00-00-00 schedule=scyc,constant seed=0,1,2 pruner.rounds=5``), without those that change
-    nothing computed (``scyc.keys``). The name makes two sweeps with the same overrides two groups, and a sweep
+    nothing computed (``scyc.foundations.keys``). The name makes two sweeps with the same overrides two groups, and a sweep
     resumed in its folder keeps its group. W&B caps a group at 128 characters: a longer one ends in a hash of
     the whole."""
     try:
@@ -106,7 +106,7 @@ def wandb_settings(cfg: Any) -> dict[str, Any]:
 
 class ResultsTableCallback(Callback):
     """Hydra callback (``hydra.callbacks`` in conf/config.yaml): at the end of a multirun, write the sweep's
-    table (``scyc.tables.make_table``) into the sweep dir.
+    table (``scyc.sweep.tables.make_table``) into the sweep dir.
 
     Never fails the sweep: errors while tabulating are logged. When a job fails, Hydra's sweeper raises
     before ``on_multirun_end``; the table is then written at interpreter exit instead, listing the failed
@@ -114,8 +114,8 @@ class ResultsTableCallback(Callback):
     """
 
     def __init__(self, enabled: bool = True, select: str = "end", benchmarks: list[str] | None = None) -> None:
-        if select not in ("end", "best_val"):  # scyc.tables.SELECT, not imported here to keep this module light
-            from scyc.registry import ConfigError
+        if select not in ("end", "best_val"):  # scyc.sweep.tables.SELECT, not imported here to keep this module light
+            from scyc.foundations.registry import ConfigError
 
             raise ConfigError(f"hydra.callbacks.results_table.select={select} is not allowed; use end or best_val")
         self.enabled = enabled
@@ -131,7 +131,7 @@ class ResultsTableCallback(Callback):
         self._sweep_dir = Path(str(config.hydra.sweep.dir))
         self._wandb = OmegaConf.to_container(config.wandb) if "wandb" in config else None
         try:  # import now what tabulating needs: at interpreter exit, new imports can fail
-            from scyc.tables import preload
+            from scyc.sweep.tables import preload
 
             preload()
         except Exception as exc:
@@ -147,7 +147,7 @@ class ResultsTableCallback(Callback):
     def _at_exit(self) -> None:
         if self._done or self._sweep_dir is None or not self._sweep_dir.is_dir():
             return
-        from scyc.rundirs import find_run_dirs
+        from scyc.sweep.rundirs import find_run_dirs
 
         if not find_run_dirs(self._sweep_dir):
             return  # nothing ran (e.g. the sweep failed to compose): nothing to tabulate
@@ -157,7 +157,7 @@ class ResultsTableCallback(Callback):
     def _write(self, sweep_dir: Path) -> None:
         self._done = True
         try:
-            from scyc.tables import make_table
+            from scyc.sweep.tables import make_table
 
             table = make_table(sweep_dir, select=self.select, benchmarks=self.benchmarks)
         except Exception as exc:  # the sweep's runs are done and saved: a table error must not fail it

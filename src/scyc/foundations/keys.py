@@ -1,7 +1,7 @@
 """The one list of config keys that change nothing a run computes.
 
-Used wherever runs are compared by their config: the resume check (``scyc.rundir``: a resumed run may change
-these), a sweep's W&B group (``scyc.sweeps``: left out of it) and the results tables (``scyc.tables``: never a
+Used wherever runs are compared by their config: the resume check (``scyc.lifecycle.rundir``: a resumed run may change
+these), a sweep's W&B group (``scyc.sweep.sweeps``: left out of it) and the results tables (``scyc.sweep.tables``: never a
 row key, so a sweep resumed with ``resume=true`` or with its data moved stays one row per schedule). A key
 matches an entry when it is the entry or lies below it (``checkpoint.keep`` below ``checkpoint``).
 """
@@ -29,11 +29,14 @@ NULL_MEANT = {
 }
 
 
+def meant(key: str, value: object) -> object:
+    """The value of the flat ``key`` as a run meant it: an older run's null read as ``NULL_MEANT`` says."""
+    return NULL_MEANT[key] if value is None and key in NULL_MEANT else value
+
+
 def same_value(key: str, a: object, b: object) -> bool:
-    """Whether two runs' values of the flat ``key`` agree, an older run's null read as ``NULL_MEANT`` says."""
-    if key in NULL_MEANT:
-        a, b = (NULL_MEANT[key] if v is None else v for v in (a, b))
-    return a == b
+    """Whether two runs' values of the flat ``key`` agree (``meant``: the resume check)."""
+    return meant(key, a) == meant(key, b)
 
 
 def changes_no_result(key: str) -> bool:

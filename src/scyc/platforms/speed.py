@@ -13,7 +13,7 @@
   step's loss, nor in a data-parallel run, nor with a schedule that changes momentum inside a round:
   ``one_cycle`` with ``schedule.cycle_momentum=true``, momentum being baked into the captured step);
   ``true`` forces it and is refused off CUDA (a ConfigError: one line naming the key, exit 2) and with those
-  three; ``false``: eager steps. See ``scyc.training.CudaGraphStep``.
+  three; ``false``: eager steps. See ``scyc.lifecycle.training.CudaGraphStep``.
 - ``compile``: ``torch.compile`` the model used for training and evaluation (off by default; the
   first steps pay the compilation). The uncompiled module is kept for masks, checkpoints and resets:
   both share the same parameters.
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from scyc.config import Switch
-from scyc.registry import ConfigError
+from scyc.foundations.registry import ConfigError
 
 if TYPE_CHECKING:
     from scyc.config import TrainConfig

@@ -1,5 +1,5 @@
 """Checkpoint files: save, load and rotate them, atomically. What goes into one is ``RunState`` and the
-components' ``state_dict``s (``scyc.state``, the round loop); deciding to resume is ``scyc.rundir``'s job.
+components' ``state_dict``s (``scyc.lifecycle.state``, the round loop); deciding to resume is ``scyc.lifecycle.rundir``'s job.
 
 Layout of ``<run_dir>/checkpoints/``:
 
@@ -9,7 +9,7 @@ Layout of ``<run_dir>/checkpoints/``:
   ones are deleted). ``RR`` is the round, ``EEE`` the number of its epochs completed.
 - ``round_RR.pt``: the state after round ``RR`` was trained and recorded, one per round, never deleted.
 
-Every file is written with ``scyc.utils.atomic_write`` (temporary name, fsync, ``os.replace``), so a file
+Every file is written with ``scyc.foundations.utils.atomic_write`` (temporary name, fsync, ``os.replace``), so a file
 under one of these names is always complete. Contents are tensors, dicts, lists, numbers and strings
 only, loaded with ``torch.load(..., weights_only=True)``: a planted file cannot run code. A checkpoint
 that fails to load (truncated, corrupt, foreign, an older format version) is skipped with a warning and
@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from scyc.registry import ConfigError
-from scyc.utils import atomic_write
+from scyc.foundations.registry import ConfigError
+from scyc.foundations.utils import atomic_write
 
 log = logging.getLogger("scyc")
 

@@ -1,0 +1,1 @@
+"""One run and its lifecycle: ``build`` assembles it, ``loop`` runs its rounds (see docs/architecture.md)."""
