@@ -10,6 +10,7 @@ import torch
 from options import build_model, build_pruner
 from torch import nn
 
+from scyc.cli import compose
 from scyc.foundations.registry import ConfigError
 from scyc.lifecycle.callbacks import RunView
 from scyc.lifecycle.training import make_optimizer
@@ -73,7 +74,7 @@ def test_a_callback_sees_snapshots_read_only():
 def test_rewind_epoch_snapshot_and_reset():
     model, masks, snapshots = trained_and_pruned()
     exp = view_of(model, snapshots)
-    cb = RewindSnapshot(rewind_epoch=2, epochs=3)
+    cb = RewindSnapshot(rewind_epoch=2)
     cb.on_run_start(exp)
     cb.on_epoch_end(exp, 0, 0, {})
     assert "rewind" not in snapshots  # after epoch 1: not yet
@@ -92,20 +93,19 @@ def test_rewind_epoch_snapshot_and_reset():
 def test_rewind_epoch_zero_is_init_and_bad_values():
     model, masks, snapshots = trained_and_pruned()
     exp = view_of(model, snapshots)
-    RewindSnapshot(0, 1).on_run_start(exp)
+    RewindSnapshot(0).on_run_start(exp)
     assert snapshots["rewind"] is snapshots["init"]
-    for bad in (-1, 4, 1.5, None):
-        with pytest.raises(ConfigError, match="rewind_epoch"):
-            RewindSnapshot(bad, 3)
+    for bad in (-1, 4):  # refused by validate (scyc.config.check_combinations), 1.5 and null by the schema's int
+        with pytest.raises(ConfigError, match=f"pruner.rewind_epoch={bad} is not allowed with train.epochs=3"):
+            compose(["pruner.reset=rewind_epoch", f"pruner.rewind_epoch={bad}", "train.epochs=3"])
+    compose(["pruner.reset=finetune", "pruner.rewind_epoch=9", "train.epochs=3"])  # unused: not checked
     with pytest.raises(RuntimeError, match="rewind"):
         RESETS.get("rewind_epoch")(model, masks, {"init": snapshots["init"]}, None)
 
 
 def test_callbacks_follow_the_config():
-    assert [type(c) for c in pruning_callbacks("finetune", 9, 1)] == [LayerSparsity]  # rewind_epoch unused
-    with pytest.raises(ConfigError, match="rewind_epoch=9"):
-        pruning_callbacks("rewind_epoch", 9, 1)
-    assert [type(c) for c in pruning_callbacks("rewind_epoch", 1, 1)] == [LayerSparsity, RewindSnapshot]
+    assert [type(c) for c in pruning_callbacks("finetune", 9)] == [LayerSparsity]  # rewind_epoch unused
+    assert [type(c) for c in pruning_callbacks("rewind_epoch", 1)] == [LayerSparsity, RewindSnapshot]
 
 
 def test_reinit_is_fresh_seeded_masked_and_leaves_global_rng_alone():

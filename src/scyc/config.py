@@ -171,6 +171,11 @@ class TrainConfig:
         self.eval_batch_size = parse_batch_size("train.eval_batch_size", self.eval_batch_size)
         self.channels_last = Switch.parse("train.channels_last", self.channels_last)
         self.cuda_graphs = Switch.parse("train.cuda_graphs", self.cuda_graphs)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision={self.precision} is not allowed: choose one of {', '.join(PRECISIONS)}")
+
+
+PRECISIONS = ("auto", "bf16", "fp32")  # auto: bf16 autocast on CUDA, fp32 elsewhere (scyc.platforms.speed)
 
 
 # What Hydra checks of ``train``: OmegaConf 2.3 has no Union (``auto`` or an integer), and its Enum nodes refuse
@@ -374,7 +379,24 @@ def validate(cfg: Config) -> None:
     from scyc.analysis.gradients import check_analysis_config  # torch: imported when a run is validated
 
     check_analysis_config(cfg.analysis)
+    check_combinations(cfg)
     subset = cfg.dataset.test_subset  # its upper bound (the test set's size) is checked when the data are read
     if subset is not None and subset < 1:
         raise ConfigError(f"dataset.test_subset={subset} is not allowed: it must be null (the whole test set) or "
                           "an integer >= 1 (the first N test examples)")  # fmt: skip
+
+
+def check_combinations(cfg: Config) -> None:
+    """The combinations of keys a config alone decides (a part of ``validate``). Those that need a built object (a
+    pruner's rounds against the model's size, a shape's floor against the policy's lowest max_lr, a switch against
+    the device) are checked when ``build_run`` builds it, still before anything is written."""
+    epochs, rewind = cfg.train.epochs, cfg.pruner.rewind_epoch
+    if cfg.pruner.reset == "rewind_epoch" and not 0 <= rewind <= epochs:
+        raise ConfigError(f"pruner.rewind_epoch={rewind} is not allowed with train.epochs={epochs}: it must be an "
+                          f"integer in [0, {epochs}] (0 = the initialisation, e = after e epochs of round 0)")  # fmt: skip
+    from scyc.schedules import POLICIES, MeasuredPolicy
+
+    policy = POLICIES.get(cfg.schedule.policy)
+    if isinstance(policy, type) and issubclass(policy, MeasuredPolicy) and not cfg.analysis.grad_every_round:
+        raise ConfigError(f"schedule={cfg.schedule.name} reads max_lr from the gradient measurement: it needs "
+                          "analysis.grad_every_round=true")  # fmt: skip

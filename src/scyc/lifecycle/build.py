@@ -118,7 +118,7 @@ def build_run(cfg: Config | DictConfig, run_dir: str | Path, resume: tuple[dict[
     outputs = RunOutputs(run_dir, is_main=dist.is_main)
     trainer = RoundTrainer(cfg.train, schedule, state, data, speed, dist, net, train_model, stop, outputs)
     callbacks: list[Callback] = [
-        *pruning_callbacks(cfg.pruner.reset, cfg.pruner.rewind_epoch, cfg.train.epochs),
+        *pruning_callbacks(cfg.pruner.reset, cfg.pruner.rewind_epoch),
         *([distributed.MaskDigestCheck(dist)] if dist.enabled else []),
         *analysis_callbacks(cfg.analysis),
     ]
@@ -137,10 +137,7 @@ def build_run(cfg: Config | DictConfig, run_dir: str | Path, resume: tuple[dict[
 
 def check_schedule(run: Run) -> None:
     """The schedule's start-up checks over the rounds' predicted sparsities (scyc.lifecycle.guards.preflight_schedule)."""
-    cfg, schedule, measured = run.cfg, run.schedule, run.measured
-    if measured is not None and run.gradients is None:
-        raise ConfigError(f"schedule={schedule.name} reads max_lr from the gradient measurement: it needs "
-                          "analysis.grad_every_round=true")  # fmt: skip
+    cfg, schedule, measured = run.cfg, run.schedule, run.measured  # a measured policy has the measurement (validate)
     predicted = predicted_sparsities(run.state.masks.total, cfg.pruner.rate, cfg.pruner.rounds)
     steps_per_epoch = len(run.data.loader("train", cfg.train.batch_size, train=True))
     candidates = (

@@ -34,8 +34,6 @@ from scyc.foundations.registry import ConfigError
 if TYPE_CHECKING:
     from scyc.config import TrainConfig
 
-PRECISIONS = {"auto", "bf16", "fp32"}
-
 
 @dataclass
 class Speed:
@@ -51,9 +49,7 @@ class Speed:
     ) -> Speed:
         """The switches for ``model`` on ``device``; ``cycles_momentum``: the schedule changes SGD's momentum
         inside a round, which a captured CUDA graph cannot follow (the fused step takes it as a number)."""
-        precision = str(train_cfg.precision)
-        if precision not in PRECISIONS:
-            raise ConfigError(f"train.precision={precision} is not allowed: choose one of auto, bf16, fp32")
+        precision = train_cfg.precision  # one of scyc.config.PRECISIONS (checked when the config was typed)
         if precision == "auto":
             precision = "bf16" if device.type == "cuda" else "fp32"
         dtype = torch.bfloat16 if precision == "bf16" else None
@@ -61,8 +57,6 @@ class Speed:
             raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp32")
         conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
         comp = train_cfg.compile
-        if not isinstance(comp, bool):
-            raise ConfigError(f"train.compile={comp} is not allowed: choose true or false")
         ebs = train_cfg.eval_batch_size  # None: auto
         if ebs is None:
             ebs = 256 if conv and device.type == "cpu" else 1000

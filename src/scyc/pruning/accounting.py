@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scyc.foundations.registry import ConfigError
 from scyc.lifecycle.callbacks import Callback, RunView
 
 LAYER_COLUMNS = ["round", "layer", "numel", "sparsity"]
@@ -37,12 +36,7 @@ class LayerSparsity(Callback):
 
 
 class RewindSnapshot(Callback):
-    def __init__(self, rewind_epoch: Any, epochs: int) -> None:
-        if isinstance(rewind_epoch, bool) or not isinstance(rewind_epoch, int) or not 0 <= rewind_epoch <= epochs:
-            raise ConfigError(
-                f"pruner.rewind_epoch={rewind_epoch} is not allowed with train.epochs={epochs}: it must be an "
-                f"integer in [0, {epochs}] (0 = the initialisation, e = after e epochs of round 0)"
-            )
+    def __init__(self, rewind_epoch: int) -> None:  # in [0, train.epochs]: scyc.config.check_combinations
         self.rewind_epoch = rewind_epoch
 
     def on_run_start(self, run: RunView) -> None:
@@ -54,9 +48,9 @@ class RewindSnapshot(Callback):
             run.save_snapshot("rewind", copy.deepcopy(run.model.state_dict()))
 
 
-def pruning_callbacks(reset: str, rewind_epoch: Any, epochs: int) -> list[Callback]:
+def pruning_callbacks(reset: str, rewind_epoch: int) -> list[Callback]:
     """The pruning callbacks a run needs: always ``LayerSparsity``; ``RewindSnapshot`` for rewind_epoch."""
     callbacks: list[Callback] = [LayerSparsity()]
     if reset == "rewind_epoch":
-        callbacks.append(RewindSnapshot(rewind_epoch, epochs))
+        callbacks.append(RewindSnapshot(rewind_epoch))
     return callbacks

@@ -263,8 +263,9 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def _identity(config: dict[str, Any], overrides: dict[str, str], seed: int | None) -> str:
     """What makes two runs the same run: the resolved config and the overrides (a config group's choice, which
     the config resolves, aside), both without the keys that change nothing computed, and the seed."""
-    flat = _flat(config) if config else {}
-    kept = {k: meant(k, v) for k, v in flat.items() if not changes_no_result(k) and k != "seed"}
+    flat = {k: meant(k, v) for k, v in (_flat(config) if config else {}).items()}
+    # a null key is an unset one: runs written before the per-option schemas hold every option's keys, null
+    kept = {k: v for k, v in flat.items() if v is not None and not changes_no_result(k) and k != "seed"}
     kept |= {f"override:{k}": v for k, v in overrides.items() if not _is_ignored(k)}
     return yaml.safe_dump({"seed": seed, **kept}, sort_keys=True, default_flow_style=True)
 
