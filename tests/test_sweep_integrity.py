@@ -157,4 +157,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")  # a zombie has ended
+    try:
+        zombie = stat.read_text().split(")")[-1].split()[0] == "Z"
+        tasks = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except OSError:  # gone meanwhile
+        return False
+    # A zombie has ended, once its last thread has: a leader that exited first shows Z while the other threads are
+    # still on their way out, holding the process's files (the run dir's lock) until the last one is gone.
+    return not zombie or tasks > 1
