@@ -46,10 +46,12 @@ def main() -> None:
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:  # the project's page; Hydra's is --hydra-help
         from scyc.help import page
 
-        register_configs()
+        register_configs(untyped_from=CONF)  # the page shows the YAML's values: no registry (torch) to import
         print(page(CONF, [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]))
         sys.exit(0)
-    register_configs()
+    # shell completion (-sc) lists the YAML's keys and options, fast on every TAB: no typed schemas (torch) needed
+    completing = any(a.split("=")[0] in overrides.COMPLETION for a in sys.argv[1:])
+    register_configs(untyped_from=CONF if completing else None)
     register_optuna_sweeper(CONF / "search" / "optuna.yaml")
     from scyc.sweep import sweeps
 

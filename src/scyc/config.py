@@ -31,9 +31,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import typing
 from dataclasses import dataclass, fields
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -300,10 +302,23 @@ def __getattr__(name: str) -> type:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def register_configs() -> None:
+SCHEMA_ENTRY = re.compile(r"^\s*-\s*/schema/(\w+)/(\w+)@_here_", re.M)  # an option YAML's schema
+
+
+def register_configs(untyped_from: Path | None = None) -> None:
     """Store the schemas in Hydra's ConfigStore: ``scyc_schema`` (conf/config.yaml's defaults list names it) and
-    ``schema/<group>/<option>`` for every pruner, model and data set (each option's YAML names its own)."""
+    ``schema/<group>/<option>`` for every pruner, model and data set (each option's YAML names its own).
+
+    ``untyped_from`` (a ``conf/`` folder): empty nodes under the names its YAMLs name instead, for what only shows
+    the YAML's keys and values (``train.py --help``, shell completion): the typed schemas are the registries'
+    constructors, and importing them (torch) takes seconds where these take milliseconds. A run never uses them."""
     store = ConfigStore.instance()
+    if untyped_from is not None:
+        store.store(name="scyc_schema", node={})
+        named = {m.groups() for p in untyped_from.rglob("*.yaml") for m in SCHEMA_ENTRY.finditer(p.read_text())}
+        for group, name in sorted(named):
+            store.store(group=f"schema/{group}", name=name, node={})
+        return
     store.store(name="scyc_schema", node=config_schema())
     for group, options in option_schemas().items():
         for name, node in options.items():

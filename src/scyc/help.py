@@ -39,12 +39,10 @@ def options(conf: Path, group: str) -> list[str]:
 
 
 def page(conf: Path, overrides: Sequence[str] = ()) -> str:
-    """The help page, the values composed from ``conf`` and ``overrides`` (as the run would get them)."""
+    """The help page, the values composed from ``conf`` and ``overrides`` (as the run would get them); the schemas
+    are registered by the caller (``scyc.cli.main``: untyped, the page shows values only)."""
     from hydra import compose, initialize_config_dir
 
-    from scyc.config import register_configs
-
-    register_configs()
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
     width = max(len(k) for k in COMMON) + 1
