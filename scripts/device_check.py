@@ -117,6 +117,9 @@ def kill_tree(proc: subprocess.Popen, grace: float = 5.0) -> int:
                 break
         except subprocess.TimeoutExpired:
             continue
+    deadline = time.monotonic() + grace  # signalled is not yet gone: return once the tree has ended
+    while any(alive(p) for p in pids[1:]) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return len(pids)
 
 

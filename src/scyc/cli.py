@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -154,6 +155,8 @@ def train(cfg: DictConfig) -> float:
         try:
             return float(run_rounds(run)["final_val_acc"])
         except KeyboardInterrupt as exc:  # guards.RunInterrupted, or a signal that came before the run's handler
+            # stopped, its files written: a further Ctrl-C while the process exits must not print a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             print(f"interrupted: {_interrupt(exc)}; resume with: {rundir.resume_command(run_dir)}", file=sys.stderr)
             code = getattr(exc, "exit_code", 130)
             if guards.PARENT_GONE.is_set():  # an orphaned worker of a parallel sweep: no one will send more work
