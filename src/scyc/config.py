@@ -389,8 +389,7 @@ def validate(cfg: Config) -> None:
         except TypeError:  # a value of another type than the check compares (e.g. eval_batch_size=abc)
             accepted = False
         if not accepted:
-            shown = str(value).lower() if isinstance(value, bool) else value  # as written on the command line
-            raise ConfigError(f"{key}={shown} is not allowed: it must be {allowed}")
+            raise ConfigError(f"{key}={_shown(value)} is not allowed: it must be {allowed}")
     from scyc.analysis.gradients import check_analysis_config  # torch: imported when a run is validated
 
     check_analysis_config(cfg.analysis)

@@ -67,6 +67,7 @@ def run_rounds(run: Run) -> dict[str, Any]:
             measurement = measure(run, r)
             result = train(run, r, next_max_lr(run, r, measurement), phase)
             record_and_checkpoint(run, result, started, phase, bar)
+        bar.close()  # the rounds bar's last state stays on the console, as a finished loop over it leaves it
         return finish(run, time.perf_counter() - start)
     except BaseException as exc:
         fail(run, exc)
